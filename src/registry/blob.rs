@@ -1,0 +1,365 @@
+//! Blobs: existence checks and the streamed copy from one registry into another.
+//!
+//! A blob is never held whole in memory: the source GET's body is piped into the target's upload as it
+//! arrives, hashed on the way. The last chunk is held back until the hash and size are proven, so the target
+//! never receives a complete body whose digest is wrong.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::{Method, Response, StatusCode, header};
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use super::digest::Digest;
+use super::error::RegistryError;
+use super::manifest::Descriptor;
+use super::transport::{Registry, error_chain};
+
+/// At most this many redirects are followed for one blob GET (ECR needs one, to S3).
+const MAX_REDIRECTS: usize = 5;
+
+impl Registry {
+    pub async fn has_blob(&self, repository: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        let what = format!("checking blob {digest} in {repository}");
+        let url = self.url(repository, &format!("blobs/{digest}"));
+        let response = self
+            .send(&what, || self.request(Method::HEAD, url.clone()))
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.failure(&what, repository, response).await),
+        }
+    }
+
+    /// Opens a blob for reading. Redirects are followed by hand so that the registry's credentials are never
+    /// sent to the redirect target: a presigned storage URL carries its own authorization, and S3 refuses a
+    /// request that carries both.
+    async fn open_blob(
+        &self,
+        repository: &str,
+        blob: &Descriptor,
+    ) -> Result<Response, RegistryError> {
+        let what = format!("reading blob {} from {repository}", blob.digest);
+        let url = self.url(repository, &format!("blobs/{}", blob.digest));
+        let mut response = self
+            .send(&what, || self.request(Method::GET, url.clone()))
+            .await?;
+        for _ in 0..MAX_REDIRECTS {
+            if !response.status().is_redirection() {
+                break;
+            }
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| response.url().join(l).ok())
+                .ok_or_else(|| RegistryError::Status {
+                    what: what.clone(),
+                    host: self.host.clone(),
+                    status: response.status(),
+                    detail: ": redirect without a usable Location".into(),
+                })?;
+            tracing::debug!(blob = %blob.digest, host = location.host_str(), "following blob redirect");
+            response = self
+                .send(&what, || self.http().get(location.clone()))
+                .await?;
+        }
+        if !response.status().is_success() {
+            return Err(self.failure(&what, repository, response).await);
+        }
+        if let Some(length) = response.content_length()
+            && length != blob.size
+        {
+            return Err(RegistryError::Corrupt {
+                what,
+                host: self.host.clone(),
+                detail: format!(
+                    "the manifest says {} bytes, the registry sends {length}",
+                    blob.size
+                ),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Opens an upload session and returns where to send the bytes.
+    async fn start_upload(&self, repository: &str) -> Result<Url, RegistryError> {
+        let what = format!("starting an upload to {repository}");
+        let url = self.url(repository, "blobs/uploads/");
+        let response = self
+            .send(&what, || {
+                self.request(Method::POST, url.clone())
+                    .header(header::CONTENT_LENGTH, "0")
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self.failure(&what, repository, response).await);
+        }
+        response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| response.url().join(l).ok())
+            .ok_or_else(|| RegistryError::Status {
+                what,
+                host: self.host.clone(),
+                status: response.status(),
+                detail: ": upload session without a Location".into(),
+            })
+    }
+
+    /// Abandons an upload session so that the registry can free it; a failure here changes nothing.
+    async fn cancel_upload(&self, location: Url) {
+        let _ = self.request(Method::DELETE, location).send().await;
+    }
+}
+
+/// What one blob copy did.
+pub enum BlobOutcome {
+    Skipped,
+    Copied(u64),
+}
+
+/// Copies one blob unless the target already has it. Transient failures restart the blob from the beginning
+/// (a new source GET and a new upload session), up to the target's retry policy.
+pub async fn copy_blob(
+    source: &Registry,
+    source_repository: &str,
+    target: &Registry,
+    target_repository: &str,
+    blob: &Descriptor,
+) -> Result<BlobOutcome, RegistryError> {
+    if target.has_blob(target_repository, &blob.digest).await? {
+        return Ok(BlobOutcome::Skipped);
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match stream_blob(source, source_repository, target, target_repository, blob).await {
+            Ok(()) => return Ok(BlobOutcome::Copied(blob.size)),
+            Err(e) if e.is_transient() && attempt < target.retry.attempts => {
+                let wait = target.retry.delay(attempt, None);
+                tracing::warn!(blob = %blob.digest, error = %e, ?wait, "blob copy failed; starting it again");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One attempt: source GET piped into a single PUT of the whole blob. ECR drops every PATCH chunk after the
+/// first (aws/containers-roadmap#2831), so the upload is one request whatever the size.
+async fn stream_blob(
+    source: &Registry,
+    source_repository: &str,
+    target: &Registry,
+    target_repository: &str,
+    blob: &Descriptor,
+) -> Result<(), RegistryError> {
+    let location = target.start_upload(target_repository).await?;
+    let body = match source.open_blob(source_repository, blob).await {
+        Ok(response) => response,
+        Err(e) => {
+            target.cancel_upload(location).await;
+            return Err(e);
+        }
+    };
+    let verdict = Arc::new(Mutex::new(None));
+    let verifying = Verifying::new(body.bytes_stream(), blob, verdict.clone());
+    let mut put_url = location.clone();
+    put_url
+        .query_pairs_mut()
+        .append_pair("digest", &blob.digest.to_string());
+    let what = format!("uploading blob {} to {target_repository}", blob.digest);
+    let sent = target
+        .request(Method::PUT, put_url)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, blob.size)
+        .body(reqwest::Body::wrap_stream(verifying))
+        .send()
+        .await;
+    // A verdict from the stream explains a failed PUT better than the transport error it caused.
+    let failure = verdict.lock().expect("verdict lock").take();
+    if let Some(failure) = failure {
+        target.cancel_upload(location).await;
+        return Err(failure.into_error(source, &what));
+    }
+    match sent {
+        Ok(response) if response.status() == StatusCode::CREATED => Ok(()),
+        Ok(response) => Err(target.failure(&what, target_repository, response).await),
+        Err(e) => {
+            target.cancel_upload(location).await;
+            Err(target.network(&what, &e))
+        }
+    }
+}
+
+enum StreamFailure {
+    Mismatch(String),
+    Source(String),
+}
+
+impl StreamFailure {
+    fn into_error(self, source: &Registry, what: &str) -> RegistryError {
+        match self {
+            StreamFailure::Mismatch(detail) => RegistryError::Corrupt {
+                what: what.to_owned(),
+                host: source.host.clone(),
+                detail,
+            },
+            StreamFailure::Source(detail) => RegistryError::Network {
+                what: format!("{what} (reading the source)"),
+                host: source.host.clone(),
+                detail,
+            },
+        }
+    }
+}
+
+/// Passes a blob's bytes through while counting and hashing them, holding the last chunk back until the
+/// whole blob is proven to have the expected size and digest.
+struct Verifying<S> {
+    inner: S,
+    hasher: Sha256,
+    seen: u64,
+    expected_size: u64,
+    expected_digest: Digest,
+    held: Option<Bytes>,
+    finished: bool,
+    verdict: Arc<Mutex<Option<StreamFailure>>>,
+}
+
+impl<S> Verifying<S> {
+    fn new(inner: S, blob: &Descriptor, verdict: Arc<Mutex<Option<StreamFailure>>>) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            seen: 0,
+            expected_size: blob.size,
+            expected_digest: blob.digest.clone(),
+            held: None,
+            finished: false,
+            verdict,
+        }
+    }
+
+    fn fail(&mut self, failure: StreamFailure) -> Poll<Option<std::io::Result<Bytes>>> {
+        let message = match &failure {
+            StreamFailure::Mismatch(m) | StreamFailure::Source(m) => m.clone(),
+        };
+        *self.verdict.lock().expect("verdict lock") = Some(failure);
+        self.finished = true;
+        Poll::Ready(Some(Err(std::io::Error::other(message))))
+    }
+}
+
+impl<S> Stream for Verifying<S>
+where
+    S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            match ready!(self.inner.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                Some(Ok(chunk)) => {
+                    self.seen += chunk.len() as u64;
+                    if self.seen > self.expected_size {
+                        let detail = format!(
+                            "more than the {} bytes the manifest says",
+                            self.expected_size
+                        );
+                        return self.fail(StreamFailure::Mismatch(detail));
+                    }
+                    self.hasher.update(&chunk);
+                    if let Some(previous) = self.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(previous)));
+                    }
+                }
+                Some(Err(e)) => return self.fail(StreamFailure::Source(error_chain(&e))),
+                None => {
+                    let actual = Digest::from_sha256(&std::mem::take(&mut self.hasher).finalize());
+                    if self.seen != self.expected_size {
+                        let detail =
+                            format!("{} of {} bytes arrived", self.seen, self.expected_size);
+                        return self.fail(StreamFailure::Mismatch(detail));
+                    }
+                    if actual != self.expected_digest {
+                        let detail = format!("the bytes hash to {actual}");
+                        return self.fail(StreamFailure::Mismatch(detail));
+                    }
+                    self.finished = true;
+                    return Poll::Ready(self.held.take().map(Ok));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    fn descriptor(bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: String::new(),
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+            urls: vec![],
+        }
+    }
+
+    async fn pass(
+        chunks: Vec<&'static [u8]>,
+        blob: &Descriptor,
+    ) -> (Vec<std::io::Result<Bytes>>, bool) {
+        let verdict = Arc::new(Mutex::new(None));
+        let inner = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c))));
+        let out: Vec<_> = Verifying::new(inner, blob, verdict.clone()).collect().await;
+        let failed = verdict.lock().unwrap().is_some();
+        (out, failed)
+    }
+
+    #[tokio::test]
+    async fn passes_matching_bytes_through_unchanged() {
+        let blob = descriptor(b"hello world");
+        let (out, failed) = pass(vec![b"hello", b" ", b"world"], &blob).await;
+        let joined: Vec<u8> = out.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+        assert_eq!(joined, b"hello world");
+        assert!(!failed);
+    }
+
+    #[tokio::test]
+    async fn withholds_the_last_chunk_when_the_digest_is_wrong() {
+        let blob = descriptor(b"hello world");
+        let (out, failed) = pass(vec![b"hello", b" ", b"w0rld"], &blob).await;
+        assert!(failed);
+        assert!(out.last().unwrap().is_err());
+        let delivered: usize = out
+            .iter()
+            .filter_map(|c| c.as_ref().ok())
+            .map(Bytes::len)
+            .sum();
+        assert!(
+            delivered < 11,
+            "the whole body went through: {delivered} bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn stops_at_too_many_or_too_few_bytes() {
+        let blob = descriptor(b"hello");
+        assert!(pass(vec![b"hello", b"!"], &blob).await.1);
+        assert!(pass(vec![b"hell"], &blob).await.1);
+    }
+}

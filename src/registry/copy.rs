@@ -1,0 +1,177 @@
+//! Copying an image (or an index of images) between registries, digest for digest.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::blob::{BlobOutcome, copy_blob};
+use super::digest::Digest;
+use super::error::RegistryError;
+use super::manifest::{Content, Descriptor, Manifest};
+use super::reference::{Pointer, Reference};
+use super::transport::Registry;
+
+#[derive(Clone, Copy, Debug)]
+pub struct CopyOptions {
+    /// Move the target tag even when it is on another digest.
+    pub force: bool,
+    /// Blobs moved at once.
+    pub jobs: usize,
+}
+
+#[derive(Debug)]
+pub struct CopyReport {
+    pub digest: Digest,
+    /// The target tag was already on this digest: nothing was read or written.
+    pub already_there: bool,
+    pub blobs_copied: usize,
+    pub blobs_skipped: usize,
+    pub bytes_copied: u64,
+    pub manifests: usize,
+    pub elapsed: Duration,
+}
+
+/// The digest `source` resolves to, and what is at `target` now, without changing anything: the read-only
+/// half of a copy, for dry runs and for checking before a copy.
+pub async fn inspect(
+    source: &Registry,
+    source_ref: &Reference,
+    target: &Registry,
+    target_ref: &Reference,
+) -> Result<(Manifest, Option<Digest>), RegistryError> {
+    let root = source.get_manifest(source_ref).await?;
+    root.content(&source_ref.to_string())?;
+    let existing = target.manifest_digest(target_ref).await?;
+    Ok((root, existing))
+}
+
+/// Copies the image at `source_ref` to `target_ref`. The manifest bytes are copied verbatim, so the target
+/// digest equals the source digest. Blobs go first and manifests last, children before their index, so a
+/// failure at any point leaves no tag pointing at an incomplete image and a rerun finishes the job.
+pub async fn copy_image(
+    source: &Registry,
+    source_ref: &Reference,
+    target: &Registry,
+    target_ref: &Reference,
+    options: CopyOptions,
+) -> Result<CopyReport, RegistryError> {
+    let started = Instant::now();
+    let (root, existing) = inspect(source, source_ref, target, target_ref).await?;
+    if let Pointer::Digest(wanted) = &target_ref.pointer
+        && *wanted != root.digest
+    {
+        return Err(RegistryError::TagMoved {
+            target: target_ref.to_string(),
+            existing: wanted.clone(),
+            incoming: root.digest,
+        });
+    }
+    match existing {
+        Some(digest) if digest == root.digest => {
+            return Ok(CopyReport {
+                digest,
+                already_there: true,
+                blobs_copied: 0,
+                blobs_skipped: 0,
+                bytes_copied: 0,
+                manifests: 0,
+                elapsed: started.elapsed(),
+            });
+        }
+        Some(digest) if !options.force => {
+            return Err(RegistryError::TagMoved {
+                target: target_ref.to_string(),
+                existing: digest,
+                incoming: root.digest,
+            });
+        }
+        Some(digest) => {
+            tracing::warn!(target = %target_ref, from = %digest, to = %root.digest, "--force: moving the tag");
+        }
+        None => {}
+    }
+
+    let (children, blobs) = walk(source, source_ref, &root).await?;
+    let jobs = options.jobs.max(1);
+    let outcomes: Vec<BlobOutcome> = stream::iter(&blobs)
+        .map(|blob| {
+            copy_blob(
+                source,
+                &source_ref.repository,
+                target,
+                &target_ref.repository,
+                blob,
+            )
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await?;
+
+    for child in &children {
+        target
+            .put_manifest(
+                &target_ref.with_pointer(Pointer::Digest(child.digest.clone())),
+                child,
+            )
+            .await?;
+    }
+    target.put_manifest(target_ref, &root).await?;
+
+    let copied: Vec<u64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            BlobOutcome::Copied(bytes) => Some(*bytes),
+            BlobOutcome::Skipped => None,
+        })
+        .collect();
+    Ok(CopyReport {
+        digest: root.digest,
+        already_there: false,
+        blobs_copied: copied.len(),
+        blobs_skipped: outcomes.len() - copied.len(),
+        bytes_copied: copied.iter().sum(),
+        manifests: children.len() + 1,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Every manifest below the root (children before parents) and every distinct blob they refer to.
+async fn walk(
+    source: &Registry,
+    source_ref: &Reference,
+    root: &Manifest,
+) -> Result<(Vec<Manifest>, Vec<Descriptor>), RegistryError> {
+    let mut children = Vec::new();
+    let mut blobs = Vec::new();
+    let mut seen_blobs = HashSet::new();
+    let mut seen_manifests = HashSet::from([root.digest.clone()]);
+    // Depth-first; each index is expanded after its own children are listed, then reversed at the end.
+    let mut pending: Vec<Descriptor> = Vec::new();
+    let mut expand = |manifest: &Manifest, reference: String, pending: &mut Vec<Descriptor>| {
+        match manifest.content(&reference)? {
+            Content::Image(image_blobs) => {
+                for blob in image_blobs {
+                    if seen_blobs.insert(blob.digest.clone()) {
+                        blobs.push(blob);
+                    }
+                }
+            }
+            Content::Index(entries) => pending.extend(entries),
+        }
+        Ok::<_, RegistryError>(())
+    };
+    expand(root, source_ref.to_string(), &mut pending)?;
+    while let Some(entry) = pending.pop() {
+        if !seen_manifests.insert(entry.digest.clone()) {
+            continue;
+        }
+        let child_ref = source_ref.with_pointer(Pointer::Digest(entry.digest.clone()));
+        let child = source.get_manifest(&child_ref).await?;
+        expand(&child, child_ref.to_string(), &mut pending)?;
+        children.push(child);
+    }
+    // Parents were pushed before the children they list; storing in reverse puts children first.
+    children.reverse();
+    Ok((children, blobs))
+}

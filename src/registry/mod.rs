@@ -1,0 +1,125 @@
+//! A small OCI Distribution client: references, credentials, transport, manifests, blobs and the copy.
+//!
+//! Written for this tool rather than taken from `oci-client`, whose uploads take the whole blob in memory
+//! (or split it into several PATCH requests, which ECR mishandles); a promotion must stream each blob from
+//! one registry into the other with bounded memory. It knows nothing of releases.
+
+mod auth;
+mod blob;
+mod copy;
+mod digest;
+mod endpoints;
+mod error;
+mod manifest;
+mod reference;
+mod transport;
+
+use anyhow::{Context, Result};
+use aws_config::SdkConfig;
+use tokio::sync::OnceCell;
+
+pub use copy::{CopyOptions, CopyReport, copy_image, inspect};
+pub use digest::Digest;
+pub use endpoints::Endpoints;
+pub use error::RegistryError;
+pub use reference::{EcrHost, Pointer, Reference};
+pub use transport::Registry;
+
+/// Which side of a copy a registry is on: the source may need the staging account's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+/// Opens registries: picks the base URL and fetches the credentials, loading AWS configuration only when an
+/// ECR host needs it (copies between other registries never touch AWS).
+pub struct Connector {
+    endpoints: Endpoints,
+    http: reqwest::Client,
+    source_role: Option<String>,
+    aws: OnceCell<SdkConfig>,
+    source_aws: OnceCell<SdkConfig>,
+}
+
+impl Connector {
+    pub fn new(endpoints: Endpoints, source_role: Option<String>) -> Result<Connector> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("ecr-promote/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            // A stalled transfer is a dropped one: give up on it and let the retry start it again.
+            .read_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Connector {
+            endpoints,
+            http,
+            source_role,
+            aws: OnceCell::new(),
+            source_aws: OnceCell::new(),
+        })
+    }
+
+    /// AWS configuration as the SDK finds it (environment, profile, SSO, container or instance role).
+    pub async fn aws(&self) -> &SdkConfig {
+        self.aws.get_or_init(crate::aws::load).await
+    }
+
+    async fn aws_for(&self, side: Side) -> &SdkConfig {
+        match (&self.source_role, side) {
+            (Some(role), Side::Source) => {
+                let base = self.aws().await;
+                self.source_aws
+                    .get_or_init(|| crate::aws::assume_role(base, role))
+                    .await
+            }
+            _ => self.aws().await,
+        }
+    }
+
+    pub async fn connect(&self, host: &str, side: Side) -> Result<Registry> {
+        let base = self.endpoints.base_url(host).map_err(anyhow::Error::msg)?;
+        let (credentials, origin) = match EcrHost::parse(host) {
+            Some(ecr) => {
+                let role = match (&self.source_role, side) {
+                    (Some(role), Side::Source) => format!(" as role {role}"),
+                    _ => String::new(),
+                };
+                let token = auth::ecr_token(self.aws_for(side).await, &ecr, host)
+                    .await
+                    .with_context(|| format!("opening the {side} registry {host}{role}"))?;
+                (
+                    Some(token),
+                    format!("ECR token for account {}{role}", ecr.account),
+                )
+            }
+            None => match auth::docker_config(host)? {
+                Some(credentials) => (
+                    Some(credentials),
+                    "credentials from the Docker config".to_owned(),
+                ),
+                None => (
+                    None,
+                    "anonymous: no Docker config entry for this host".to_owned(),
+                ),
+            },
+        };
+        Ok(Registry::new(
+            host,
+            base,
+            self.http.clone(),
+            credentials,
+            origin,
+        ))
+    }
+}

@@ -1,0 +1,235 @@
+//! One registry as seen over HTTP: its base URL, its credentials, retries with backoff, and the mapping of
+//! its answers onto [`RegistryError`].
+
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode, header};
+use url::Url;
+
+use super::auth::Credentials;
+use super::error::{ErrorBody, RegistryError, is_transient_status};
+use super::reference::EcrHost;
+
+/// How often an idempotent request is tried before its failure is final, and how long to wait between.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter, so that concurrent blob copies do not retry in lock step.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(Duration::from_secs(30));
+        }
+        let ceiling = self
+            .first_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
+        let jitter = RandomState::new().hash_one(attempt) % 1000;
+        ceiling / 2 + ceiling.mul_f64(jitter as f64 / 2000.0)
+    }
+}
+
+pub struct Registry {
+    pub host: String,
+    base: Url,
+    http: reqwest::Client,
+    credentials: Option<Credentials>,
+    /// Said in errors so that a person knows which account's policy or token to look at.
+    account: Option<String>,
+    /// Said when credentials are rejected: where they came from.
+    credential_origin: String,
+    pub retry: RetryPolicy,
+}
+
+impl Registry {
+    pub fn new(
+        host: &str,
+        base: Url,
+        http: reqwest::Client,
+        credentials: Option<Credentials>,
+        credential_origin: String,
+    ) -> Registry {
+        Registry {
+            host: host.to_owned(),
+            base,
+            http,
+            credentials,
+            account: EcrHost::parse(host).map(|ecr| ecr.account),
+            credential_origin,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `/v2/<repository>/<rest>` on this registry.
+    pub fn url(&self, repository: &str, rest: &str) -> Url {
+        self.base
+            .join(&format!("v2/{repository}/{rest}"))
+            .expect("repository and path are URL-safe by construction")
+    }
+
+    /// A request carrying this registry's credentials. Only for URLs of the registry itself: redirect
+    /// targets (presigned blob-storage URLs) must be fetched without them.
+    pub fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.credentials {
+            Some(c) => request.basic_auth(&c.username, Some(&c.password)),
+            None => request,
+        }
+    }
+
+    /// Sends an idempotent request, retrying throttling, server errors and dropped connections. The answer
+    /// is returned whatever its status; callers turn unexpected ones into errors with [`Registry::failure`].
+    pub async fn send(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.retry.attempts;
+            match build().send().await {
+                Ok(response) if is_transient_status(response.status()) && !last => {
+                    let wait = self.retry.delay(attempt, retry_after(&response));
+                    tracing::warn!(registry = %self.host, status = %response.status(), ?wait, "{what}: retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(response) => return Ok(response),
+                Err(e) if !last => {
+                    let wait = self.retry.delay(attempt, None);
+                    tracing::warn!(registry = %self.host, error = %error_chain(&e), ?wait, "{what}: retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(self.network(what, &e)),
+            }
+        }
+    }
+
+    pub fn network(&self, what: &str, error: &reqwest::Error) -> RegistryError {
+        RegistryError::Network {
+            what: what.to_owned(),
+            host: self.host.clone(),
+            detail: error_chain(error),
+        }
+    }
+
+    fn account_note(&self) -> String {
+        self.account
+            .as_ref()
+            .map(|a| format!(" (account {a})"))
+            .unwrap_or_default()
+    }
+
+    /// Turns an unexpected answer into the error that names what to fix.
+    pub async fn failure(&self, what: &str, repository: &str, response: Response) -> RegistryError {
+        let status = response.status();
+        let body = ErrorBody::parse(&response.bytes().await.unwrap_or_default());
+        match status {
+            StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
+                host: self.host.clone(),
+                source_hint: format!(" ({})", self.credential_origin),
+            },
+            StatusCode::FORBIDDEN => RegistryError::Denied {
+                host: self.host.clone(),
+                repository: repository.to_owned(),
+                account: self.account_note(),
+            },
+            _ if body.has_code("NAME_UNKNOWN") => self.name_unknown(repository),
+            _ => RegistryError::Status {
+                what: what.to_owned(),
+                host: self.host.clone(),
+                status,
+                detail: body.summary(),
+            },
+        }
+    }
+
+    pub fn name_unknown(&self, repository: &str) -> RegistryError {
+        RegistryError::NameUnknown {
+            host: self.host.clone(),
+            repository: repository.to_owned(),
+            account: self.account_note(),
+        }
+    }
+
+    /// Whether the repository exists: asked only after a miss, to tell "no such tag" from "no such
+    /// repository", which some registries (Distribution) answer alike.
+    pub async fn repository_exists(&self, repository: &str) -> Result<bool, RegistryError> {
+        let url = self.url(repository, "tags/list?n=1");
+        let response = self
+            .send("listing tags", || {
+                self.request(reqwest::Method::GET, url.clone())
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.failure("listing tags", repository, response).await),
+        }
+    }
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    let seconds = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    seconds.trim().parse().ok().map(Duration::from_secs)
+}
+
+/// reqwest's top-level message ("error sending request") hides the cause; say the whole chain.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_stays_under_the_cap_and_honours_retry_after() {
+        let policy = RetryPolicy::default();
+        for attempt in 1..10 {
+            let ceiling = policy
+                .first_delay
+                .saturating_mul(1 << attempt)
+                .min(policy.max_delay);
+            let delay = policy.delay(attempt, None);
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(3600))),
+            Duration::from_secs(30)
+        );
+    }
+}
