@@ -1,0 +1,356 @@
+//! `ecr-promote copy SOURCE TARGET` against the local world. Every test checks the registries
+//! themselves, through the support client, not only what the binary printed.
+
+mod support;
+
+use support::{
+    Flavour, Image, Index, Outcome, PRODUCTION_ACCOUNT, RedirectingFront, Registry, Request,
+    STAGING_ACCOUNT, World, run,
+};
+
+/// A typical staging tag (a commit hash) and a release tag.
+const COMMIT: &str = "3f2a9c1";
+const RELEASE: &str = "v1.2.0";
+
+async fn copy(world: &World, source: &str, target: &str, flags: &[&str]) -> Outcome {
+    run(world
+        .command()
+        .arg("copy")
+        .arg(source)
+        .arg(target)
+        .args(flags))
+    .await
+}
+
+/// Copies staging `api:<COMMIT>` to production `api:<tag>`.
+async fn promote(world: &World, tag: &str, flags: &[&str]) -> Outcome {
+    copy(
+        world,
+        &world.staging.reference(&format!("api:{COMMIT}")),
+        &world.production.reference(&format!("api:{tag}")),
+        flags,
+    )
+    .await
+}
+
+/// The requests `registry` answered after the first `since`.
+fn requests_since(registry: &Registry, since: usize) -> Vec<Request> {
+    registry.requests().split_off(since)
+}
+
+fn blob_uploads(requests: &[Request]) -> Vec<&Request> {
+    requests
+        .iter()
+        .filter(|request| request.is_blob_upload())
+        .collect()
+}
+
+/// `tag` in `repo` holds exactly `image`'s manifest and the repository has all its blobs.
+async fn assert_holds(registry: &Registry, repo: &str, tag: &str, image: &Image) {
+    let (media_type, manifest) = registry
+        .manifest(repo, tag)
+        .await
+        .unwrap_or_else(|| panic!("{repo}:{tag} is missing"));
+    assert_eq!(manifest, image.manifest, "{repo}:{tag} manifest bytes");
+    assert_eq!(media_type, image.media_type(), "{repo}:{tag} media type");
+    for digest in image.blob_digests() {
+        assert!(
+            registry.blob_exists(repo, &digest).await,
+            "blob {digest} of {repo}:{tag} is missing"
+        );
+    }
+}
+
+async fn assert_copied_image(flavour: Flavour) {
+    let world = World::start().await;
+    let image = Image::random(&[1 << 20, 300_000, 1_000], flavour);
+    let digest = world.staging.push_image("api", COMMIT, &image).await;
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(outcome.stdout.contains(&digest), "stdout names {digest}");
+    assert_eq!(
+        world.production.manifest_digest("api", RELEASE).await,
+        world.staging.manifest_digest("api", COMMIT).await
+    );
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+}
+
+#[tokio::test]
+async fn copies_an_oci_image_with_its_digest() {
+    assert_copied_image(Flavour::Oci).await;
+}
+
+#[tokio::test]
+async fn copies_a_docker_schema2_image_with_its_digest() {
+    assert_copied_image(Flavour::Docker).await;
+}
+
+#[tokio::test]
+async fn copies_an_image_index_with_every_platform() {
+    let world = World::start().await;
+    let amd64 = Image::random(&[200_000, 50_000], Flavour::Oci);
+    let arm64 = Image::random(&[180_000], Flavour::Oci);
+    let index = Index::of(&[(&amd64, "linux/amd64"), (&arm64, "linux/arm64")]);
+    let digest = world.staging.push_index("api", COMMIT, &index).await;
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(outcome.stdout.contains(&digest), "stdout names {digest}");
+    assert_eq!(
+        world.production.manifest_digest("api", RELEASE).await,
+        Some(digest)
+    );
+    for image in [&amd64, &arm64] {
+        assert_holds(&world.production, "api", &image.digest(), image).await;
+    }
+}
+
+#[tokio::test]
+async fn copies_a_source_named_by_digest() {
+    let world = World::start().await;
+    let image = Image::random(&[100_000], Flavour::Oci);
+    let digest = world.staging.push_image("api", COMMIT, &image).await;
+
+    let outcome = copy(
+        &world,
+        &world.staging.reference(&format!("api@{digest}")),
+        &world.production.reference(&format!("api:{RELEASE}")),
+        &[],
+    )
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+}
+
+#[tokio::test]
+async fn a_second_copy_of_the_same_release_moves_nothing() {
+    let world = World::start().await;
+    let image = Image::random(&[500_000, 1_000], Flavour::Oci);
+    let digest = world.staging.push_image("api", COMMIT, &image).await;
+    assert_eq!(promote(&world, RELEASE, &[]).await.code, 0);
+    let before = world.production.requests().len();
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        outcome.stdout.contains("already there"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains(&digest), "stdout names {digest}");
+    let requests = requests_since(&world.production, before);
+    assert_eq!(blob_uploads(&requests), Vec::<&Request>::new());
+    assert!(
+        !requests.iter().any(Request::is_manifest_put),
+        "no manifest put: {requests:#?}"
+    );
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+}
+
+#[tokio::test]
+async fn blobs_already_in_production_are_not_uploaded_again() {
+    let world = World::start().await;
+    let image = Image::random(&[500_000, 1_000], Flavour::Docker);
+    world.staging.push_image("api", COMMIT, &image).await;
+    world.production.push_image("api", "v1.1.9", &image).await;
+    let before = world.production.requests().len();
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        !outcome.stdout.contains("already there")
+            && outcome.stdout.contains("0 blobs copied, 3 skipped"),
+        "{}",
+        outcome.stdout
+    );
+    let requests = requests_since(&world.production, before);
+    let writes: Vec<&Request> = requests
+        .iter()
+        .filter(|request| request.method != "GET" && request.method != "HEAD")
+        .collect();
+    assert!(
+        writes.iter().all(|request| request.is_manifest_put()),
+        "only manifest puts: {writes:#?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|request| request.uri == format!("/v2/api/manifests/{RELEASE}")),
+        "the release tag is put: {writes:#?}"
+    );
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+}
+
+#[tokio::test]
+async fn a_release_tag_on_another_digest_is_not_moved_without_force() {
+    let world = World::start().await;
+    let wanted = Image::random(&[300_000, 2_000], Flavour::Oci);
+    let existing = Image::random(&[100_000], Flavour::Oci);
+    world.staging.push_image("api", COMMIT, &wanted).await;
+    world.production.push_image("api", RELEASE, &existing).await;
+    let before = world.production.requests().len();
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 3, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    assert!(
+        error.contains(&wanted.digest()),
+        "names the source digest: {error}"
+    );
+    assert!(
+        error.contains(&existing.digest()),
+        "names the target digest: {error}"
+    );
+    assert_eq!(
+        world.production.manifest_digest("api", RELEASE).await,
+        Some(existing.digest())
+    );
+    let requests = requests_since(&world.production, before);
+    assert_eq!(blob_uploads(&requests), Vec::<&Request>::new());
+    for digest in wanted.blob_digests() {
+        assert!(!world.production.blob_exists("api", &digest).await);
+    }
+
+    let forced = promote(&world, RELEASE, &["--force"]).await;
+
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_holds(&world.production, "api", RELEASE, &wanted).await;
+}
+
+#[tokio::test]
+async fn rejected_credentials_name_the_registry_and_write_nothing() {
+    let (staging, production) = tokio::join!(
+        Registry::start(STAGING_ACCOUNT),
+        Registry::start_with_password(PRODUCTION_ACCOUNT, "not-what-moto-hands-out")
+    );
+    let world = World::with_registries(staging, production).await;
+    let image = Image::random(&[100_000], Flavour::Oci);
+    world.staging.push_image("api", COMMIT, &image).await;
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    assert!(
+        error.contains(&world.production.ecr_host()),
+        "names the production registry: {error}"
+    );
+    assert_eq!(world.production.manifest("api", RELEASE).await, None);
+    for digest in image.blob_digests() {
+        assert!(!world.production.blob_exists("api", &digest).await);
+    }
+    let accepted_writes: Vec<Request> = world
+        .production
+        .requests()
+        .into_iter()
+        .filter(|request| {
+            request.method != "GET" && request.method != "HEAD" && request.status < 400
+        })
+        .collect();
+    assert_eq!(accepted_writes, Vec::new());
+}
+
+#[tokio::test]
+async fn a_missing_repository_is_named_with_its_account() {
+    let world = World::start().await;
+    world
+        .staging
+        .push_image("api", COMMIT, &Image::random(&[1_000], Flavour::Oci))
+        .await;
+
+    let outcome = copy(
+        &world,
+        &world.staging.reference(&format!("no-such-repo:{COMMIT}")),
+        &world.production.reference(&format!("api:{RELEASE}")),
+        &[],
+    )
+    .await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    assert!(
+        error.contains("no-such-repo"),
+        "names the repository: {error}"
+    );
+    assert!(
+        error.contains(STAGING_ACCOUNT),
+        "names the account: {error}"
+    );
+    assert_eq!(world.production.manifest("api", RELEASE).await, None);
+}
+
+#[tokio::test]
+async fn a_missing_tag_is_named() {
+    let world = World::start().await;
+    world
+        .staging
+        .push_image("api", COMMIT, &Image::random(&[1_000], Flavour::Oci))
+        .await;
+
+    let outcome = copy(
+        &world,
+        &world.staging.reference("api:0000000"),
+        &world.production.reference(&format!("api:{RELEASE}")),
+        &[],
+    )
+    .await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    assert!(error.contains("0000000"), "names the tag: {error}");
+    assert_eq!(world.production.manifest("api", RELEASE).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_downloads_follow_redirects_without_leaking_credentials() {
+    let mut world = World::start().await;
+    let image = Image::random(&[1 << 20, 4_096], Flavour::Docker);
+    let digest = world.staging.push_image("api", COMMIT, &image).await;
+    let front = RedirectingFront::start(&world.staging).await;
+    let staging_host = world.staging.ecr_host();
+    world.route(&staging_host, &front.url());
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(
+        world.production.manifest_digest("api", RELEASE).await,
+        Some(digest)
+    );
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+    assert!(
+        front.redirects_served() > 0,
+        "blobs were fetched through the redirect"
+    );
+    assert_eq!(
+        front.authorization_leaks(),
+        0,
+        "Authorization sent to the presigned URL"
+    );
+}
+
+#[tokio::test]
+async fn a_large_layer_arrives_byte_for_byte() {
+    let world = World::start().await;
+    let image = Image::random(&[20 << 20, 1_000], Flavour::Oci);
+    world.staging.push_image("api", COMMIT, &image).await;
+
+    let outcome = promote(&world, RELEASE, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+    for digest in image.blob_digests() {
+        let copied = world.production.blob("api", &digest).await;
+        assert!(
+            copied == world.staging.blob("api", &digest).await,
+            "blob {digest} differs"
+        );
+    }
+}

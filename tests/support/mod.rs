@@ -1,0 +1,167 @@
+//! The local world the integration tests run against: moto_server for the AWS APIs and two CNCF
+//! Distribution registries standing in for the staging and production ECR registries. Every
+//! server listens on a free loopback port and stops when its handle is dropped.
+//!
+//! This module talks to the registries with its own small client, never the crate's, so that
+//! what a test reads back is an independent check of what the binary did.
+
+// Each test crate compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+mod front;
+mod image;
+mod moto;
+mod process;
+mod registry;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+pub use front::RedirectingFront;
+pub use image::{Flavour, Image, Index};
+pub use moto::Moto;
+pub use registry::{Registry, Request};
+
+pub const STAGING_ACCOUNT: &str = "111111111111";
+pub const PRODUCTION_ACCOUNT: &str = "222222222222";
+pub const REGION: &str = "us-east-1";
+
+/// A run of the binary longer than this is a hang, not a slow copy.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Variables of the calling environment that could point the binary somewhere else.
+const LEAKY_VARIABLE_PREFIXES: &[&str] = &["AWS_", "PROMOTE_", "CODEBUILD_", "DOCKER_"];
+
+/// moto plus a staging and a production registry, and the environment that sends the binary to
+/// them.
+pub struct World {
+    pub moto: Moto,
+    pub staging: Registry,
+    pub production: Registry,
+    /// ECR host → URL the binary is sent to instead (PROMOTE_REGISTRY_ENDPOINTS).
+    routes: Vec<(String, String)>,
+    dir: TempDir,
+}
+
+impl World {
+    /// moto, staging (STAGING_ACCOUNT) and production (PRODUCTION_ACCOUNT), each registry
+    /// accepting the password moto hands out for its account.
+    pub async fn start() -> World {
+        let (staging, production) = tokio::join!(
+            Registry::start(STAGING_ACCOUNT),
+            Registry::start(PRODUCTION_ACCOUNT)
+        );
+        World::with_registries(staging, production).await
+    }
+
+    /// A world around registries the test started itself (e.g. one with a wrong password).
+    pub async fn with_registries(staging: Registry, production: Registry) -> World {
+        let moto = Moto::start().await;
+        let dir = tempfile::Builder::new()
+            .prefix("ecr-promote-world-")
+            .tempdir()
+            .expect("create the world's temp dir");
+        std::fs::create_dir_all(dir.path().join("home/.docker")).expect("create HOME");
+        let routes = [&staging, &production]
+            .iter()
+            .map(|registry| (registry.ecr_host(), registry.url()))
+            .collect();
+        World {
+            moto,
+            staging,
+            production,
+            routes,
+            dir,
+        }
+    }
+
+    /// Sends the binary's requests for `ecr_host` to `url` (e.g. a RedirectingFront).
+    pub fn route(&mut self, ecr_host: &str, url: &str) {
+        let route = self
+            .routes
+            .iter_mut()
+            .find(|(host, _)| host == ecr_host)
+            .unwrap_or_else(|| panic!("{ecr_host} is not a registry of this world"));
+        route.1 = url.to_string();
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The binary, with an environment that reaches only this world.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecr-promote"));
+        for (name, _) in std::env::vars_os() {
+            let leaky = name.to_str().is_some_and(|name| {
+                LEAKY_VARIABLE_PREFIXES
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
+            });
+            if leaky {
+                command.env_remove(&name);
+            }
+        }
+        let home = self.dir().join("home");
+        let endpoints = self
+            .routes
+            .iter()
+            .map(|(host, url)| format!("{host}={url}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        command
+            .env("AWS_ENDPOINT_URL", self.moto.url())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("HOME", &home)
+            .env("DOCKER_CONFIG", home.join(".docker"))
+            .env("PROMOTE_REGISTRY_ENDPOINTS", endpoints)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+}
+
+/// How a run of the binary ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code, or -1 when a signal ended the process.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The one line that explains a failure: the first on stderr starting `error:`.
+    pub fn error_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .find(|line| line.starts_with("error:"))
+            .unwrap_or_else(|| panic!("no line starting `error:` on stderr:\n{}", self.stderr))
+    }
+}
+
+/// Runs the binary to the end and prints what it wrote, which the test harness shows only when
+/// the test fails.
+pub async fn run(command: &mut tokio::process::Command) -> Outcome {
+    let described = format!("{:?}", command.as_std());
+    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{described} ran longer than {RUN_TIMEOUT:?}"))
+        .unwrap_or_else(|error| panic!("cannot run {described}: {error}"));
+    let outcome = Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    println!(
+        "ran {described}\nexit code: {}\n--- stdout ---\n{}--- stderr ---\n{}--------------",
+        outcome.code, outcome.stdout, outcome.stderr
+    );
+    outcome
+}

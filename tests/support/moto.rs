@@ -1,0 +1,67 @@
+//! moto_server: SQS, DynamoDB, ECR's API and STS on loopback.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::process::{Launch, Process, log_file};
+
+/// The version scripts/setup.sh installs; its GetAuthorizationToken answers `AWS:<account>-auth-token`.
+pub const MOTO_VERSION: &str = "5.1.22";
+
+pub struct Moto {
+    process: Process,
+    /// Holds moto's log; removed after the process is killed.
+    dir: TempDir,
+}
+
+impl Moto {
+    /// Starts `moto_server` (found on PATH) and waits until it answers HTTP.
+    pub async fn start() -> Moto {
+        let dir = tempfile::Builder::new()
+            .prefix("moto-")
+            .tempdir()
+            .expect("create moto's temp dir");
+        let log = dir.path().join("moto.log");
+        let command = |port: u16| {
+            let out = log_file(&log);
+            let err = out.try_clone().expect("share moto's log");
+            let mut command = Command::new("moto_server");
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err);
+            command
+        };
+        let hint = format!(
+            "run scripts/setup.sh and put .local/venv/bin on PATH (scripts/test.sh does both), \
+             or pip install 'moto[server]=={MOTO_VERSION}'"
+        );
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("build an HTTP client");
+        let process = Launch {
+            name: "moto_server",
+            install_hint: &hint,
+            log: log.clone(),
+            command: &command,
+        }
+        .start(async |port| {
+            client
+                .get(format!("http://127.0.0.1:{port}/"))
+                .send()
+                .await
+                .is_ok()
+        })
+        .await;
+        Moto { process, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.process.port)
+    }
+}
