@@ -1,10 +1,20 @@
 //! The command line: every flag defined once, with its environment variable and its documentation.
+//! Buildspecs and templates set the variables; the flags are for people at a terminal.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::deploy_files::DeployFiles;
+use crate::exit::Usage;
+use crate::intake::{Policy, Queue, Release};
+use crate::ledger::Ledger;
 use crate::logging::LogFormat;
-use crate::registry::{self, Connector, CopyOptions, Endpoints, Reference, Side};
+use crate::promote::run::{self, RunSettings};
+use crate::promote::{Promoter, Settings};
+use crate::registry::{self, Connector, CopyOptions, Endpoints, Reference, Repository, Side};
 
 #[derive(Debug, Parser)]
 #[command(name = "ecr-promote", version, about, after_help = crate::exit::TABLE)]
@@ -25,6 +35,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The production CodeBuild step: promote every pending release on the queue, oldest first, record each,
+    /// and write imagedefinitions.json for the newest.
+    #[command(after_help = crate::exit::TABLE)]
+    Run(RunArgs),
+
+    /// Promote one release without a queue: for manual runs and for CodePipeline V2 variables.
+    #[command(after_help = crate::exit::TABLE)]
+    Promote(PromoteArgs),
+
     /// Copy an image, or an index of images, from one registry to another with the same digest.
     ///
     /// SOURCE and TARGET are host/repository:tag or host/repository@sha256:<digest>. Blobs the target
@@ -79,10 +98,239 @@ impl RegistryArgs {
     }
 }
 
+/// What every promotion needs: where images come from and go, the ledger, the deploy files.
+#[derive(Debug, Args)]
+pub struct PromotionArgs {
+    /// Staging repository URI without tag, e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/api
+    #[arg(long, env = "PROMOTE_SOURCE_REPOSITORY", value_parser = clap::value_parser!(Repository))]
+    pub source_repository: Option<Repository>,
+
+    /// Production repository URI without tag, e.g. 222222222222.dkr.ecr.us-east-1.amazonaws.com/api
+    #[arg(long, env = "PROMOTE_TARGET_REPOSITORY", value_parser = clap::value_parser!(Repository))]
+    pub target_repository: Option<Repository>,
+
+    /// DynamoDB table that records releases (string partition key `tag_name`).
+    #[arg(long, env = "PROMOTE_TABLE")]
+    pub table: Option<String>,
+
+    /// ECS container name(s) in the task definition, comma-separated, for imagedefinitions.json.
+    #[arg(long, env = "PROMOTE_CONTAINER_NAME", value_delimiter = ',')]
+    pub container_name: Vec<String>,
+
+    /// Where to write imagedefinitions.json (ECS standard deploy action).
+    #[arg(
+        long,
+        env = "PROMOTE_IMAGEDEFINITIONS",
+        default_value = "imagedefinitions.json"
+    )]
+    pub imagedefinitions: PathBuf,
+
+    /// Where to write imageDetail.json (ECS blue/green deploy action); not written when unset.
+    #[arg(long, env = "PROMOTE_IMAGE_DETAIL")]
+    pub image_detail: Option<PathBuf>,
+
+    /// Deploy repo@sha256:… instead of repo:tag in the deploy files.
+    #[arg(long, env = "PROMOTE_PIN_DIGEST")]
+    pub pin_digest: bool,
+
+    /// Git checkout in which a release tag is resolved to its commit when the release names a branch.
+    #[arg(long, env = "CODEBUILD_SRC_DIR")]
+    pub source_dir: Option<PathBuf>,
+
+    /// The CodeBuild build recorded with each release (set by CodeBuild).
+    #[arg(long, env = "CODEBUILD_BUILD_ARN")]
+    pub build_arn: Option<String>,
+
+    /// Read only: resolve, check and print what would be copied, recorded and written; change nothing.
+    #[arg(long, env = "PROMOTE_DRY_RUN")]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+}
+
+fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Result<T, Usage> {
+    value.ok_or_else(|| Usage(format!("{variable} is not set (or pass {flag}): {what}")))
+}
+
+impl PromotionArgs {
+    /// Every setting checked, before anything is touched.
+    fn settings(&self) -> Result<(Settings, String), Usage> {
+        let source = required(
+            self.source_repository.clone(),
+            "PROMOTE_SOURCE_REPOSITORY",
+            "--source-repository",
+            "the staging repository URI, e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/api",
+        )?;
+        let target = required(
+            self.target_repository.clone(),
+            "PROMOTE_TARGET_REPOSITORY",
+            "--target-repository",
+            "the production repository URI, e.g. 222222222222.dkr.ecr.us-east-1.amazonaws.com/api",
+        )?;
+        let table = required(
+            self.table.clone(),
+            "PROMOTE_TABLE",
+            "--table",
+            "the DynamoDB table that records releases",
+        )?;
+        let containers: Vec<String> = self
+            .container_name
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if containers.is_empty() {
+            return Err(Usage(
+                "PROMOTE_CONTAINER_NAME is not set (or pass --container-name): the ECS container name(s) for \
+                 imagedefinitions.json"
+                    .into(),
+            ));
+        }
+        let settings = Settings {
+            source,
+            target,
+            deploy: DeployFiles {
+                imagedefinitions: self.imagedefinitions.clone(),
+                image_detail: self.image_detail.clone(),
+                containers,
+            },
+            pin_digest: self.pin_digest,
+            checkout: self.source_dir.clone(),
+            build_arn: self.build_arn.clone(),
+            dry_run: self.dry_run,
+            copy: CopyOptions {
+                force: false,
+                jobs: self.registries.jobs.into(),
+            },
+        };
+        Ok((settings, table))
+    }
+
+    async fn promoter(
+        &self,
+        settings: Settings,
+        table: &str,
+        connector: &Connector,
+    ) -> Result<Promoter> {
+        let ledger = Ledger::new(connector.aws().await, table);
+        Promoter::open(settings, connector, ledger).await
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// SQS queue URL the release webhook feeds.
+    #[arg(long, env = "PROMOTE_QUEUE_URL")]
+    pub queue_url: Option<String>,
+
+    /// Seconds the first receive waits for a message (SQS long poll, 0-20).
+    #[arg(long, env = "PROMOTE_WAIT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub wait_seconds: u64,
+
+    /// Seconds a message in work stays hidden from other consumers; extended while a long copy runs.
+    #[arg(long, env = "PROMOTE_VISIBILITY_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(3..=43_200))]
+    pub visibility_seconds: u64,
+
+    /// Release actions that promote, comma-separated (GitHub sends created, published, released, …).
+    #[arg(
+        long,
+        env = "PROMOTE_RELEASE_ACTIONS",
+        value_delimiter = ',',
+        default_value = "published"
+    )]
+    pub release_actions: Vec<String>,
+
+    /// Promote releases marked as prereleases too (by default they are skipped and deleted).
+    #[arg(long, env = "PROMOTE_PRERELEASES")]
+    pub prereleases: bool,
+
+    /// With no pending release, redeploy the newest recorded one instead of exiting 4 (for re-run pipelines).
+    #[arg(long, env = "PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY")]
+    pub redeploy_latest_when_empty: bool,
+
+    #[command(flatten)]
+    pub promotion: PromotionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The release tag, e.g. v1.2.0.
+    #[arg(long, env = "PROMOTE_RELEASE_TAG")]
+    pub tag: Option<String>,
+
+    /// The release's commit (full SHA). Without it the tag is resolved in the git checkout.
+    #[arg(long, env = "PROMOTE_COMMIT")]
+    pub commit: Option<String>,
+
+    #[command(flatten)]
+    pub promotion: PromotionArgs,
+}
+
 pub async fn execute(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run_queue(args).await,
+        Command::Promote(args) => promote_one(args).await,
         Command::Copy(args) => copy(args).await,
     }
+}
+
+async fn run_queue(args: RunArgs) -> Result<()> {
+    let (settings, table) = args.promotion.settings()?;
+    let queue_url = required(
+        args.queue_url,
+        "PROMOTE_QUEUE_URL",
+        "--queue-url",
+        "the SQS queue the release webhook feeds",
+    )?;
+    let run_settings = RunSettings {
+        wait: Duration::from_secs(args.wait_seconds),
+        visibility: Duration::from_secs(args.visibility_seconds),
+        policy: Policy {
+            actions: args
+                .release_actions
+                .iter()
+                .map(|a| a.trim().to_owned())
+                .collect(),
+            prereleases: args.prereleases,
+        },
+        redeploy_latest_when_empty: args.redeploy_latest_when_empty,
+    };
+    let connector = args.promotion.registries.connector()?;
+    let promoter = args
+        .promotion
+        .promoter(settings, &table, &connector)
+        .await?;
+    let queue = Queue::new(connector.aws().await, &queue_url);
+    run::run(&promoter, &queue, &run_settings).await
+}
+
+async fn promote_one(args: PromoteArgs) -> Result<()> {
+    let (settings, table) = args.promotion.settings()?;
+    let tag = required(
+        args.tag,
+        "PROMOTE_RELEASE_TAG",
+        "--tag",
+        "the release tag to promote",
+    )?;
+    let release = Release {
+        tag_name: tag,
+        target_commitish: args.commit.unwrap_or_default(),
+        name: None,
+        html_url: None,
+        draft: false,
+        prerelease: false,
+        created_at: None,
+        published_at: None,
+        author: None,
+    };
+    let connector = args.promotion.registries.connector()?;
+    let promoter = args
+        .promotion
+        .promoter(settings, &table, &connector)
+        .await?;
+    let promotion = promoter.promote(&release).await?;
+    promoter.deploy(&promotion)
 }
 
 async fn copy(args: CopyArgs) -> Result<()> {
@@ -107,7 +355,7 @@ async fn copy(args: CopyArgs) -> Result<()> {
         );
     } else {
         println!(
-            "copied {} to {} ({}): {} blobs copied, {} already there, {} bytes, {} manifests in {:.2}s",
+            "copied {} to {} ({}): {} blobs copied, {} skipped (target had them), {} bytes, {} manifests in {:.2}s",
             args.source,
             args.target,
             report.digest,

@@ -1,7 +1,16 @@
 //! ecr-promote: ship the image staging ran to production under the release tag, digest for digest.
+//!
+//! The modules follow a release's path: `intake` (queue message → release), `resolve` (release → commit →
+//! staging image), `registry` (the copy), `ledger` (the record), `deploy_files` (what ECS deploys), and
+//! `promote`, which runs them in order.
 
 pub mod aws;
 pub mod cli;
+pub mod deploy_files;
 pub mod exit;
+pub mod intake;
+pub mod ledger;
 pub mod logging;
+pub mod promote;
 pub mod registry;
+pub mod resolve;

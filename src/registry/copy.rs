@@ -32,18 +32,54 @@ pub struct CopyReport {
     pub elapsed: Duration,
 }
 
-/// The digest `source` resolves to, and what is at `target` now, without changing anything: the read-only
-/// half of a copy, for dry runs and for checking before a copy.
+/// What a copy would start from: the source's root manifest and what the target reference holds now.
+#[derive(Debug)]
+pub struct Inspection {
+    pub root: Manifest,
+    pub existing: Option<Digest>,
+}
+
+impl Inspection {
+    /// Whether the target already holds the source digest (`true`: nothing to copy), or may be written
+    /// (`false`); a target tag or digest holding something else is refused unless `force`.
+    pub fn already_there(
+        &self,
+        target_ref: &Reference,
+        force: bool,
+    ) -> Result<bool, RegistryError> {
+        let refused = |existing: &Digest| RegistryError::TagMoved {
+            target: target_ref.to_string(),
+            existing: existing.clone(),
+            incoming: self.root.digest.clone(),
+        };
+        if let Pointer::Digest(wanted) = &target_ref.pointer
+            && *wanted != self.root.digest
+        {
+            return Err(refused(wanted));
+        }
+        match &self.existing {
+            Some(digest) if *digest == self.root.digest => Ok(true),
+            Some(digest) if !force => Err(refused(digest)),
+            Some(digest) => {
+                tracing::warn!(target = %target_ref, from = %digest, to = %self.root.digest, "--force: moving the tag");
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// Reads, without changing anything, the manifest `source_ref` resolves to and what `target_ref` holds.
 pub async fn inspect(
     source: &Registry,
     source_ref: &Reference,
     target: &Registry,
     target_ref: &Reference,
-) -> Result<(Manifest, Option<Digest>), RegistryError> {
+) -> Result<Inspection, RegistryError> {
     let root = source.get_manifest(source_ref).await?;
     root.content(&source_ref.to_string())?;
     let existing = target.manifest_digest(target_ref).await?;
-    Ok((root, existing))
+    Ok(Inspection { root, existing })
 }
 
 /// Copies the image at `source_ref` to `target_ref`. The manifest bytes are copied verbatim, so the target
@@ -56,44 +92,34 @@ pub async fn copy_image(
     target_ref: &Reference,
     options: CopyOptions,
 ) -> Result<CopyReport, RegistryError> {
-    let started = Instant::now();
-    let (root, existing) = inspect(source, source_ref, target, target_ref).await?;
-    if let Pointer::Digest(wanted) = &target_ref.pointer
-        && *wanted != root.digest
-    {
-        return Err(RegistryError::TagMoved {
-            target: target_ref.to_string(),
-            existing: wanted.clone(),
-            incoming: root.digest,
-        });
-    }
-    match existing {
-        Some(digest) if digest == root.digest => {
-            return Ok(CopyReport {
-                digest,
-                already_there: true,
-                blobs_copied: 0,
-                blobs_skipped: 0,
-                bytes_copied: 0,
-                manifests: 0,
-                elapsed: started.elapsed(),
-            });
-        }
-        Some(digest) if !options.force => {
-            return Err(RegistryError::TagMoved {
-                target: target_ref.to_string(),
-                existing: digest,
-                incoming: root.digest,
-            });
-        }
-        Some(digest) => {
-            tracing::warn!(target = %target_ref, from = %digest, to = %root.digest, "--force: moving the tag");
-        }
-        None => {}
-    }
+    let inspection = inspect(source, source_ref, target, target_ref).await?;
+    copy_inspected(source, source_ref, target, target_ref, inspection, options).await
+}
 
+/// [`copy_image`] from an [`Inspection`] already made, for callers that check more before writing.
+pub async fn copy_inspected(
+    source: &Registry,
+    source_ref: &Reference,
+    target: &Registry,
+    target_ref: &Reference,
+    inspection: Inspection,
+    options: CopyOptions,
+) -> Result<CopyReport, RegistryError> {
+    let started = Instant::now();
+    let mut report = CopyReport {
+        digest: inspection.root.digest.clone(),
+        already_there: inspection.already_there(target_ref, options.force)?,
+        blobs_copied: 0,
+        blobs_skipped: 0,
+        bytes_copied: 0,
+        manifests: 0,
+        elapsed: Duration::ZERO,
+    };
+    if report.already_there {
+        return Ok(report);
+    }
+    let root = inspection.root;
     let (children, blobs) = walk(source, source_ref, &root).await?;
-    let jobs = options.jobs.max(1);
     let outcomes: Vec<BlobOutcome> = stream::iter(&blobs)
         .map(|blob| {
             copy_blob(
@@ -104,7 +130,7 @@ pub async fn copy_image(
                 blob,
             )
         })
-        .buffer_unordered(jobs)
+        .buffer_unordered(options.jobs.max(1))
         .try_collect()
         .await?;
 
@@ -118,22 +144,18 @@ pub async fn copy_image(
     }
     target.put_manifest(target_ref, &root).await?;
 
-    let copied: Vec<u64> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            BlobOutcome::Copied(bytes) => Some(*bytes),
-            BlobOutcome::Skipped => None,
-        })
-        .collect();
-    Ok(CopyReport {
-        digest: root.digest,
-        already_there: false,
-        blobs_copied: copied.len(),
-        blobs_skipped: outcomes.len() - copied.len(),
-        bytes_copied: copied.iter().sum(),
-        manifests: children.len() + 1,
-        elapsed: started.elapsed(),
-    })
+    for outcome in outcomes {
+        match outcome {
+            BlobOutcome::Copied(bytes) => {
+                report.blobs_copied += 1;
+                report.bytes_copied += bytes;
+            }
+            BlobOutcome::Skipped => report.blobs_skipped += 1,
+        }
+    }
+    report.manifests = children.len() + 1;
+    report.elapsed = started.elapsed();
+    Ok(report)
 }
 
 /// Every manifest below the root (children before parents) and every distinct blob they refer to.

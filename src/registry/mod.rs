@@ -12,17 +12,18 @@ mod endpoints;
 mod error;
 mod manifest;
 mod reference;
+mod tags;
 mod transport;
 
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use tokio::sync::OnceCell;
 
-pub use copy::{CopyOptions, CopyReport, copy_image, inspect};
+pub use copy::{CopyOptions, CopyReport, Inspection, copy_image, copy_inspected, inspect};
 pub use digest::Digest;
 pub use endpoints::Endpoints;
 pub use error::RegistryError;
-pub use reference::{EcrHost, Pointer, Reference};
+pub use reference::{EcrHost, Pointer, Reference, Repository, valid_tag};
 pub use transport::Registry;
 
 /// Which side of a copy a registry is on: the source may need the staging account's role.

@@ -37,10 +37,50 @@ impl Reference {
             ..self.clone()
         }
     }
+}
 
-    /// `host/repository` without tag or digest: a repository URI as ECR prints it.
-    pub fn repository_uri(&self) -> String {
-        format!("{}/{}", self.host, self.repository)
+/// A repository URI without tag or digest, as ECR prints it: `host/repository`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repository {
+    pub host: String,
+    pub name: String,
+}
+
+impl Repository {
+    pub fn at(&self, pointer: Pointer) -> Reference {
+        Reference {
+            host: self.host.clone(),
+            repository: self.name.clone(),
+            pointer,
+        }
+    }
+}
+
+impl FromStr for Repository {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.contains('@')
+            || text
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':'))
+        {
+            return Err(format!(
+                "repository URI {text:?} must not carry a tag or digest (e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/api)"
+            ));
+        }
+        let reference: Reference = format!("{text}:latest").parse()?;
+        Ok(Repository {
+            host: reference.host,
+            name: reference.repository,
+        })
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.host, self.name)
     }
 }
 
@@ -72,7 +112,8 @@ impl EcrHost {
     }
 }
 
-fn valid_tag(tag: &str) -> bool {
+/// Whether `tag` may be an image tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+pub fn valid_tag(tag: &str) -> bool {
     let mut bytes = tag.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric() || b == b'_')
         && tag.len() <= 128
@@ -190,6 +231,25 @@ mod tests {
         ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn repository_uris_carry_no_tag() {
+        let repository: Repository = "111111111111.dkr.ecr.us-east-1.amazonaws.com/team/api"
+            .parse()
+            .unwrap();
+        assert_eq!(repository.name, "team/api");
+        assert_eq!(
+            repository.at(Pointer::Tag("v1".into())).to_string(),
+            "111111111111.dkr.ecr.us-east-1.amazonaws.com/team/api:v1"
+        );
+        assert_eq!(
+            repository.to_string(),
+            "111111111111.dkr.ecr.us-east-1.amazonaws.com/team/api"
+        );
+        assert!("host.example/api:v1".parse::<Repository>().is_err());
+        assert!("host.example:5000/api".parse::<Repository>().is_ok());
+        assert!("api".parse::<Repository>().is_err());
     }
 
     #[test]

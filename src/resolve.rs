@@ -1,0 +1,202 @@
+//! From a release to the staging image: the release's commit, then the staging tag named after it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::registry::{Pointer, Reference, Registry, Repository};
+
+fn is_hex(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A full commit id: 40 hex characters (SHA-1) or 64 (SHA-256 repositories).
+fn is_commit_id(text: &str) -> bool {
+    (text.len() == 40 || text.len() == 64) && is_hex(text)
+}
+
+/// The commit a release points at. `target_commitish` is used when it is a commit id; a branch name is never
+/// trusted (the branch has moved on since the tag was made), so the tag is resolved in the git checkout.
+pub async fn commit_of(tag: &str, commitish: &str, checkout: Option<&Path>) -> Result<String> {
+    if is_commit_id(commitish) {
+        return Ok(commitish.to_ascii_lowercase());
+    }
+    let Some(dir) = checkout else {
+        bail!(
+            "release {tag} targets {commitish:?}, a branch rather than a commit, and there is no git checkout to \
+             look tag {tag} up in (CODEBUILD_SRC_DIR / --source-dir unset): run in the CodeBuild source checkout \
+             or use `ecr-promote promote --tag {tag} --commit <sha>`"
+        );
+    };
+    if let Some(commit) = git_tag_commit(dir, tag).await? {
+        return Ok(commit);
+    }
+    // CodeBuild checkouts are often shallow and without tags: fetch just this one.
+    let fetched = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["fetch", "--quiet", "--depth=1", "origin"])
+        .arg(format!("+refs/tags/{tag}:refs/tags/{tag}"))
+        .output()
+        .await
+        .context("running git: is git installed?")?;
+    match git_tag_commit(dir, tag).await? {
+        Some(commit) => Ok(commit),
+        None => bail!(
+            "release {tag} targets {commitish:?}, a branch rather than a commit, and tag {tag} is not in the git \
+             checkout at {} (fetching it from origin failed: {}): check that the tag exists and the checkout's \
+             origin is the release's repository",
+            dir.display(),
+            String::from_utf8_lossy(&fetched.stderr).trim()
+        ),
+    }
+}
+
+async fn git_tag_commit(dir: &Path, tag: &str) -> Result<Option<String>> {
+    let output = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("refs/tags/{tag}^{{commit}}"))
+        .output()
+        .await
+        .context("running git: is git installed?")?;
+    let commit = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok((output.status.success() && is_commit_id(&commit)).then_some(commit))
+}
+
+/// Whether a staging tag names `commit`: equal to it, or an abbreviation of 7 or more hex characters (either
+/// way round, so that an abbreviated commit given by hand finds a full-length tag).
+fn names_commit(tag: &str, commit: &str) -> bool {
+    let tag = tag.to_ascii_lowercase();
+    tag.len() >= 7 && is_hex(&tag) && (commit.starts_with(&tag) || tag.starts_with(commit))
+}
+
+/// The staging image of `commit`: the tag equal to it, or the one tag that abbreviates it.
+pub async fn staging_image(
+    registry: &Registry,
+    repository: &Repository,
+    commit: &str,
+) -> Result<Reference> {
+    let exact = repository.at(Pointer::Tag(commit.to_owned()));
+    if registry.manifest_digest(&exact).await?.is_some() {
+        return Ok(exact);
+    }
+    let tags = registry.tags(&repository.name).await?;
+    let matching: Vec<&String> = tags
+        .iter()
+        .filter(|tag| names_commit(tag, commit))
+        .collect();
+    match matching.as_slice() {
+        [tag] => Ok(repository.at(Pointer::Tag((*tag).clone()))),
+        [] => bail!(
+            "no staging image for commit {commit} in {repository}: no tag equals the commit or abbreviates it \
+             (7+ hex characters); did the staging build push it?"
+        ),
+        several => bail!(
+            "several staging images could be commit {commit} in {repository}: tags {}; delete the wrong ones \
+             or give the full commit",
+            several
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
+
+    #[tokio::test]
+    async fn a_commit_id_is_taken_as_it_is() {
+        assert_eq!(
+            commit_of("v1", &COMMIT.to_uppercase(), None).await.unwrap(),
+            COMMIT
+        );
+    }
+
+    #[tokio::test]
+    async fn a_branch_without_checkout_is_refused_naming_the_release() {
+        let error = commit_of("v1.2.0", "master", None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("v1.2.0")
+                && error.contains("\"master\"")
+                && error.contains("CODEBUILD_SRC_DIR"),
+            "{error}"
+        );
+        // An abbreviation could just as well be a branch called "deadbee": not trusted either.
+        assert!(commit_of("v1", "3f2a9c1", None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_branch_is_resolved_through_the_tag_in_the_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                status.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+            String::from_utf8(status.stdout).unwrap().trim().to_owned()
+        };
+        git(&["init", "--quiet"]);
+        git(&["commit", "--quiet", "--allow-empty", "-m", "released"]);
+        git(&[
+            "tag",
+            "-a",
+            "v1.2.0",
+            "-m",
+            "annotated tags resolve to their commit",
+        ]);
+        let released = git(&["rev-parse", "HEAD"]);
+        git(&[
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            "the branch moved on",
+        ]);
+
+        assert_eq!(
+            commit_of("v1.2.0", "master", Some(dir.path()))
+                .await
+                .unwrap(),
+            released
+        );
+        let error = commit_of("v9.9.9", "master", Some(dir.path()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("tag v9.9.9 is not in the git checkout"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn staging_tags_match_the_commit_or_an_abbreviation() {
+        assert!(names_commit(COMMIT, COMMIT));
+        assert!(names_commit("3f2a9c1", COMMIT));
+        assert!(names_commit(COMMIT, "3f2a9c1e"));
+        assert!(
+            !names_commit("3f2a9c", COMMIT),
+            "six characters are too few"
+        );
+        assert!(!names_commit("3f2a9c2", COMMIT));
+        assert!(!names_commit("latest", COMMIT));
+    }
+}
