@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The demo: a whole promotion against the local world, in one command.
+#
+# Starts moto (SQS, DynamoDB, ECR's API, STS) and two Distribution registries standing in for the staging
+# and production accounts' ECR, pushes an image into "staging" tagged with a commit hash, enqueues a GitHub
+# release event as API Gateway would, runs `ecr-promote run`, and shows the outcome. Then runs again with the
+# queue empty, as a re-triggered pipeline would, redeploying the newest recorded release.
+# Everything listens on 127.0.0.1, lives in one temp folder and is stopped and removed at the end.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$REPO/scripts/setup.sh" >/dev/null
+command -v htpasswd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null
+command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+(cd "$REPO" && cargo build --release --quiet)
+BIN="$REPO/target/release/ecr-promote"
+PYTHON="$REPO/.local/venv/bin/python"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ecr-promote-demo.XXXXXX")"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # url expected-status
+    for _ in $(seq 1 100); do
+        [[ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" == "$2" ]] && return 0
+        sleep 0.1
+    done
+    echo "demo: $1 did not come up" >&2
+    exit 1
+}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+STAGING_ACCOUNT=111111111111
+PRODUCTION_ACCOUNT=222222222222
+REGION=us-east-1
+STAGING_HOST="$STAGING_ACCOUNT.dkr.ecr.$REGION.amazonaws.com"
+PRODUCTION_HOST="$PRODUCTION_ACCOUNT.dkr.ecr.$REGION.amazonaws.com"
+
+say "starting the local world in $WORK"
+MOTO_PORT="$(free_port)"
+"$REPO/.local/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+PIDS+=($!)
+declare -A PORT
+for name in staging production; do
+    account=$STAGING_ACCOUNT
+    [[ $name == production ]] && account=$PRODUCTION_ACCOUNT
+    PORT[$name]="$(free_port)"
+    mkdir -p "$WORK/$name"
+    # The password is what moto's ecr:GetAuthorizationToken hands out for the account, so ecr-promote
+    # authenticates the way it does against ECR. bcrypt cost 4 keeps per-request checks cheap.
+    htpasswd -nbB -C 4 AWS "$account-auth-token" >"$WORK/$name/htpasswd"
+    cat >"$WORK/$name/config.yml" <<YAML
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $WORK/$name/storage}}
+http: {addr: 127.0.0.1:${PORT[$name]}, secret: demo-$name}
+auth: {htpasswd: {realm: $name, path: $WORK/$name/htpasswd}}
+YAML
+    docker-registry serve "$WORK/$name/config.yml" >"$WORK/$name/registry.log" 2>&1 &
+    PIDS+=($!)
+    echo "$name registry ($account) on 127.0.0.1:${PORT[$name]}"
+done
+wait_for "http://127.0.0.1:$MOTO_PORT/moto-api/" 200
+wait_for "http://127.0.0.1:${PORT[staging]}/v2/" 401
+wait_for "http://127.0.0.1:${PORT[production]}/v2/" 401
+echo "moto on 127.0.0.1:$MOTO_PORT"
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=$REGION AWS_DEFAULT_REGION=$REGION
+export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
+export PROMOTE_REGISTRY_ENDPOINTS="$STAGING_HOST=http://127.0.0.1:${PORT[staging]},$PRODUCTION_HOST=http://127.0.0.1:${PORT[production]}"
+
+COMMIT="$("$PYTHON" -c 'import secrets; print(secrets.token_hex(20))')"
+say "the staging build pushes api:$COMMIT (3 random layers)"
+"$PYTHON" "$REPO/scripts/demo/world.py" push-image "http://127.0.0.1:${PORT[staging]}" "$STAGING_ACCOUNT-auth-token" api "$COMMIT"
+
+say "a GitHub release v1.0.0 of commit ${COMMIT:0:7} arrives on the queue (API Gateway envelope)"
+PROMOTE_QUEUE_URL="$("$PYTHON" "$REPO/scripts/demo/world.py" setup-aws releases ecr-promote-releases)"
+export PROMOTE_QUEUE_URL
+"$PYTHON" "$REPO/scripts/demo/world.py" send-release "$PROMOTE_QUEUE_URL" v1.0.0 "$COMMIT"
+
+export PROMOTE_SOURCE_REPOSITORY="$STAGING_HOST/api" PROMOTE_TARGET_REPOSITORY="$PRODUCTION_HOST/api"
+export PROMOTE_TABLE=ecr-promote-releases PROMOTE_CONTAINER_NAME=api PROMOTE_WAIT_SECONDS=1
+export PROMOTE_IMAGEDEFINITIONS="$WORK/imagedefinitions.json"
+export CODEBUILD_BUILD_ARN="arn:aws:codebuild:$REGION:$PRODUCTION_ACCOUNT:build/production-deploy:demo-1"
+
+say "ecr-promote run --dry-run (reads only)"
+"$BIN" run --dry-run
+
+say "ecr-promote run"
+"$BIN" run
+
+say "the outcome"
+staging_digest="$(curl -s -I -u "AWS:$STAGING_ACCOUNT-auth-token" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://127.0.0.1:${PORT[staging]}/v2/api/manifests/$COMMIT" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')"
+production_digest="$(curl -s -I -u "AWS:$PRODUCTION_ACCOUNT-auth-token" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://127.0.0.1:${PORT[production]}/v2/api/manifests/v1.0.0" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')"
+echo "staging    api:${COMMIT:0:12}… $staging_digest"
+echo "production api:v1.0.0        $production_digest"
+[[ -n "$staging_digest" && "$staging_digest" == "$production_digest" ]] && echo "same digest: nothing was rebuilt"
+echo "ledger item:"
+"$PYTHON" "$REPO/scripts/demo/world.py" show-release ecr-promote-releases v1.0.0
+echo "imagedefinitions.json:"
+cat "$PROMOTE_IMAGEDEFINITIONS"
+
+say "the pipeline is re-run with nothing on the queue: redeploy the newest recorded release"
+rm "$PROMOTE_IMAGEDEFINITIONS"
+PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY=true "$BIN" run
+cat "$PROMOTE_IMAGEDEFINITIONS"
+
+say "done; stopping the local world"

@@ -1,0 +1,95 @@
+"""Setting the scene for scripts/demo.sh: an image in the staging registry, the queue, the table, a release.
+
+Uses boto3 (installed with moto in .local/venv) against moto, and plain HTTP against the registries.
+"""
+import base64
+import hashlib
+import json
+import os
+import sys
+import urllib.request
+
+import boto3
+
+
+def registry_request(method, url, password, body=b"", headers=None):
+    request = urllib.request.Request(url, data=body if method in ("PUT", "POST") else None, method=method)
+    token = base64.b64encode(f"AWS:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    return urllib.request.urlopen(request)
+
+
+def push_blob(base, password, repo, data):
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = registry_request("POST", f"{base}/v2/{repo}/blobs/uploads/", password)
+    location = start.headers["Location"]
+    if location.startswith("/"):
+        location = base + location
+    separator = "&" if "?" in location else "?"
+    registry_request("PUT", f"{location}{separator}digest={digest}", password, data,
+                     {"Content-Type": "application/octet-stream"})
+    return {"digest": digest, "size": len(data)}
+
+
+def push_image(base, password, repo, tag):
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Env": [f"NONCE={os.urandom(8).hex()}"]},
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    config_descriptor = push_blob(base, password, repo, config)
+    config_descriptor["mediaType"] = "application/vnd.oci.image.config.v1+json"
+    layers = []
+    for size in (4 << 20, 1 << 20, 64 << 10):
+        layer = push_blob(base, password, repo, os.urandom(size))
+        layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+        layers.append(layer)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": config_descriptor, "layers": layers}).encode()
+    registry_request("PUT", f"{base}/v2/{repo}/manifests/{tag}", password, manifest,
+                     {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    print(f"pushed {repo}:{tag} sha256:{hashlib.sha256(manifest).hexdigest()}")
+
+
+def setup_aws(queue_name, table_name):
+    sqs = boto3.client("sqs")
+    dead = sqs.create_queue(QueueName=f"{queue_name}-dead")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=queue_name, Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "3"})})["QueueUrl"]
+    boto3.client("dynamodb").create_table(
+        TableName=table_name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "tag_name", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "tag_name", "KeyType": "HASH"}])
+    print(queue)
+
+
+def send_release(queue_url, tag, commit):
+    payload = json.dumps({
+        "action": "published",
+        "release": {"tag_name": tag, "target_commitish": commit, "name": f"Release {tag}", "draft": False,
+                    "prerelease": False, "created_at": "2026-11-26T09:00:00Z",
+                    "published_at": "2026-11-26T09:01:00Z",
+                    "html_url": f"https://github.com/example/barracuda/releases/tag/{tag}",
+                    "author": {"login": "octocat"}},
+        "repository": {"full_name": "example/barracuda"},
+    })
+    event = {"httpMethod": "POST", "path": "/github", "isBase64Encoded": False, "body": payload,
+             "headers": {"X-GitHub-Event": "release", "X-GitHub-Delivery": os.urandom(16).hex(),
+                         "Content-Type": "application/json"}}
+    message = boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+    print(f"queued message {message['MessageId']}")
+
+
+def show_release(table_name, tag):
+    item = boto3.client("dynamodb").get_item(TableName=table_name, Key={"tag_name": {"S": tag}})["Item"]
+    for name in sorted(item):
+        value = item[name]
+        shown = value.get("S", value.get("BOOL", [v.get("S") for v in value.get("L", [])]))
+        print(f"  {name:14} {shown}")
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"push-image": push_image, "setup-aws": setup_aws, "send-release": send_release,
+     "show-release": show_release}[command](*args)
