@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, anyhow};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -223,10 +223,6 @@ fn record_of(item: &Item) -> Option<Record> {
     })
 }
 
-fn dynamodb_error<E: std::error::Error + 'static>(error: SdkError<E>) -> anyhow::Error {
-    anyhow!("{}", DisplayErrorContext(&error))
-}
-
 /// An update expression built from named values, every name escaped (`commit` is a DynamoDB reserved word).
 #[derive(Default)]
 struct Update {
@@ -286,7 +282,7 @@ impl Ledger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(dynamodb_error)
+            .map_err(crate::aws::sdk_error)
             .with_context(|| self.context(&format!("reading release {tag}"), "dynamodb:GetItem"))?;
         Ok(answer.item().and_then(record_of))
     }
@@ -310,7 +306,16 @@ impl Ledger {
             "images",
             AttributeValue::L(record.images.iter().map(image_item).collect()),
         );
-        update.set("prerelease", AttributeValue::Bool(record.prerelease));
+        // What describes the release is kept from its first promotion: a rerun, or a `promote` by hand that
+        // knows only tag and commit, must not blank it. Later deploys go to the deploy history instead.
+        let mut keep = |name: &str, value: AttributeValue| {
+            let key = update.name(name);
+            update
+                .sets
+                .push(format!("{key} = if_not_exists({key}, :{name})"));
+            update.values.insert(format!(":{name}"), value);
+        };
+        keep("prerelease", AttributeValue::Bool(record.prerelease));
         for (name, value) in [
             ("release_name", &record.release_name),
             ("html_url", &record.html_url),
@@ -319,17 +324,10 @@ impl Ledger {
             ("build_arn", &record.build_arn),
         ] {
             if let Some(value) = value {
-                update.set(name, AttributeValue::S(value.clone()));
+                keep(name, AttributeValue::S(value.clone()));
             }
         }
-        let promoted_at = update.name("promoted_at");
-        update.set_expression(
-            format!("{promoted_at} = if_not_exists({promoted_at}, :promoted_at)"),
-            [(
-                ":promoted_at",
-                AttributeValue::S(record.promoted_at.clone()),
-            )],
-        );
+        keep("promoted_at", AttributeValue::S(record.promoted_at.clone()));
         let mut expression = format!("SET {}", update.sets.join(", "));
         if let Some(delivery) = delivery {
             let deliveries = update.name("deliveries");
@@ -372,7 +370,7 @@ impl Ledger {
                     )),
                 }
             }
-            Err(e) => Err(dynamodb_error(e)).with_context(|| {
+            Err(e) => Err(crate::aws::sdk_error(e)).with_context(|| {
                 self.context(
                     &format!("recording release {}", record.tag_name),
                     "dynamodb:UpdateItem",
@@ -403,7 +401,7 @@ impl Ledger {
             .set_expression_attribute_values(Some(update.values))
             .send()
             .await
-            .map_err(dynamodb_error)
+            .map_err(crate::aws::sdk_error)
             .with_context(|| {
                 self.context(
                     &format!("recording a deploy of release {tag}"),
@@ -424,7 +422,7 @@ impl Ledger {
             .send();
         while let Some(page) = pages.next().await {
             let page = page
-                .map_err(dynamodb_error)
+                .map_err(crate::aws::sdk_error)
                 .with_context(|| self.context("listing releases", "dynamodb:Scan"))?;
             records.extend(page.items().iter().filter_map(record_of));
         }

@@ -335,8 +335,12 @@ impl Promoter {
     }
 
     /// The newest recorded release, verified as [`Promoter::recorded`] does.
+    /// "Newest" is the release deployed last: after a rollback that is the release rolled back to, so a
+    /// re-run pipeline does not undo the rollback.
     pub async fn latest_recorded(&self) -> Result<Option<Promotion>> {
-        match self.ledger.releases().await?.into_iter().next() {
+        let releases = self.ledger.releases().await?;
+        let deployed_at = |r: &Record| r.last_deployed_at().unwrap_or(&r.promoted_at).to_owned();
+        match releases.into_iter().max_by_key(deployed_at) {
             Some(record) => Ok(Some(self.verified(record).await?)),
             None => Ok(None),
         }

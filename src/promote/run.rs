@@ -138,9 +138,15 @@ async fn promote_pending(
                 newest = Some(promotion);
             }
             Err(error) => {
-                // Left on the queue: it reappears when its visibility runs out, for the next run to retry.
+                // Handed back at once, so that the next run retries it; the queue's redrive policy ends the
+                // retries in the dead-letter queue.
                 tracing::error!(message_id = %message.id, release = %release.tag_name, error = format!("{error:#}"), "promotion failed");
                 heartbeat.release(&message.id);
+                if !promoter.dry_run() {
+                    queue
+                        .set_visibility(std::slice::from_ref(message), Duration::ZERO)
+                        .await?;
+                }
                 failures.push((release.tag_name.clone(), error));
             }
         }

@@ -26,7 +26,7 @@ pub use endpoints::Endpoints;
 pub use error::RegistryError;
 pub use reference::{EcrHost, Pointer, Reference, Repository, valid_tag};
 pub use referrers::copy_referrers;
-pub use transport::Registry;
+pub use transport::{Registry, error_chain};
 
 /// Which side of a copy a registry is on: the source may need the staging account's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
