@@ -21,3 +21,28 @@ pub async fn assume_role(base: &SdkConfig, role_arn: &str) -> SdkConfig {
         )
         .build()
 }
+
+/// An SDK error in one line: the service's error code and message, or the chain of causes (the SDK's own
+/// rendering ends in a multi-line debug dump, which is no use in a log line).
+pub fn sdk_error<E, R>(error: aws_sdk_sqs::error::SdkError<E, R>) -> anyhow::Error
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    anyhow::Error::msg(describe(&error))
+}
+
+fn describe<E, R>(error: &aws_sdk_sqs::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("service error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => crate::registry::error_chain(error).replace('\n', " "),
+    }
+}

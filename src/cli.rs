@@ -9,11 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::deploy_files::DeployFiles;
 use crate::exit::Usage;
-use crate::intake::{Policy, Queue, Release};
+use crate::intake::{Policy, Queue, Release, Secret};
 use crate::ledger::Ledger;
 use crate::logging::LogFormat;
 use crate::promote::run::{self, RunSettings};
-use crate::promote::{Promoter, Settings};
+use crate::promote::{DeployKind, Promoter, Route, Settings, routes};
 use crate::registry::{self, Connector, CopyOptions, Endpoints, Reference, Repository, Side};
 
 #[derive(Debug, Parser)]
@@ -43,6 +43,17 @@ pub enum Command {
     /// Promote one release without a queue: for manual runs and for CodePipeline V2 variables.
     #[command(after_help = crate::exit::TABLE)]
     Promote(PromoteArgs),
+
+    /// Deploy an earlier release again, without copying anything: checks that production still holds the
+    /// recorded digests, records the redeploy and writes the deploy files as `run` does.
+    #[command(after_help = crate::exit::TABLE)]
+    Redeploy(RedeployArgs),
+
+    /// List the recorded releases, newest first.
+    History(HistoryArgs),
+
+    /// Show one recorded release with its deploy history.
+    Show(ShowArgs),
 
     /// Copy an image, or an index of images, from one registry to another with the same digest.
     ///
@@ -98,6 +109,25 @@ impl RegistryArgs {
     }
 }
 
+/// The ledger table.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// DynamoDB table that records releases (string partition key `tag_name`).
+    #[arg(long, env = "PROMOTE_TABLE")]
+    pub table: Option<String>,
+}
+
+impl LedgerArgs {
+    fn table(&self) -> Result<String, Usage> {
+        required(
+            self.table.clone(),
+            "PROMOTE_TABLE",
+            "--table",
+            "the DynamoDB table that records releases",
+        )
+    }
+}
+
 /// What every promotion needs: where images come from and go, the ledger, the deploy files.
 #[derive(Debug, Args)]
 pub struct PromotionArgs {
@@ -109,9 +139,13 @@ pub struct PromotionArgs {
     #[arg(long, env = "PROMOTE_TARGET_REPOSITORY", value_parser = clap::value_parser!(Repository))]
     pub target_repository: Option<Repository>,
 
-    /// DynamoDB table that records releases (string partition key `tag_name`).
-    #[arg(long, env = "PROMOTE_TABLE")]
-    pub table: Option<String>,
+    /// A release of several images: a TOML or JSON file listing each container's source and target
+    /// repository ([[container]] name, source, target). Replaces the three short-form settings.
+    #[arg(long, env = "PROMOTE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
 
     /// ECS container name(s) in the task definition, comma-separated, for imagedefinitions.json.
     #[arg(long, env = "PROMOTE_CONTAINER_NAME", value_delimiter = ',')]
@@ -141,9 +175,18 @@ pub struct PromotionArgs {
     #[arg(long, env = "CODEBUILD_BUILD_ARN")]
     pub build_arn: Option<String>,
 
+    /// Who started the run, recorded with each deploy (set by CodeBuild; USER otherwise).
+    #[arg(long, env = "CODEBUILD_INITIATOR")]
+    pub initiator: Option<String>,
+
     /// Read only: resolve, check and print what would be copied, recorded and written; change nothing.
     #[arg(long, env = "PROMOTE_DRY_RUN")]
     pub dry_run: bool,
+
+    /// Copy the signatures, attestations and SBOMs that refer to each image too (OCI 1.1 referrers and
+    /// cosign's sha256-<digest>.sig/.att/.sbom tags).
+    #[arg(long, env = "PROMOTE_WITH_REFERRERS")]
+    pub with_referrers: bool,
 
     #[command(flatten)]
     pub registries: RegistryArgs,
@@ -154,25 +197,22 @@ fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Resu
 }
 
 impl PromotionArgs {
-    /// Every setting checked, before anything is touched.
-    fn settings(&self) -> Result<(Settings, String), Usage> {
+    /// The images a release ships: the config file, or the short form.
+    fn routes(&self) -> Result<Vec<Route>, Usage> {
+        if let Some(path) = &self.config {
+            return routes::from_config(path).map_err(Usage);
+        }
         let source = required(
             self.source_repository.clone(),
             "PROMOTE_SOURCE_REPOSITORY",
             "--source-repository",
-            "the staging repository URI, e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/api",
+            "the staging repository URI, e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/api (or PROMOTE_CONFIG)",
         )?;
         let target = required(
             self.target_repository.clone(),
             "PROMOTE_TARGET_REPOSITORY",
             "--target-repository",
             "the production repository URI, e.g. 222222222222.dkr.ecr.us-east-1.amazonaws.com/api",
-        )?;
-        let table = required(
-            self.table.clone(),
-            "PROMOTE_TABLE",
-            "--table",
-            "the DynamoDB table that records releases",
         )?;
         let containers: Vec<String> = self
             .container_name
@@ -187,35 +227,62 @@ impl PromotionArgs {
                     .into(),
             ));
         }
-        let settings = Settings {
+        Ok(vec![Route {
+            containers,
             source,
             target,
+        }])
+    }
+
+    /// Every setting checked, before anything is touched. Redeploys ship what the ledger recorded, so they
+    /// need no routes.
+    fn settings(&self, needs_routes: bool) -> Result<(Settings, String), Usage> {
+        let routes = if needs_routes {
+            self.routes()?
+        } else {
+            Vec::new()
+        };
+        let table = self.ledger.table()?;
+        let settings = Settings {
+            routes,
             deploy: DeployFiles {
                 imagedefinitions: self.imagedefinitions.clone(),
                 image_detail: self.image_detail.clone(),
-                containers,
             },
             pin_digest: self.pin_digest,
             checkout: self.source_dir.clone(),
             build_arn: self.build_arn.clone(),
+            initiator: self
+                .initiator
+                .clone()
+                .or_else(|| std::env::var("USER").ok()),
             dry_run: self.dry_run,
             copy: CopyOptions {
                 force: false,
                 jobs: self.registries.jobs.into(),
             },
+            with_referrers: self.with_referrers,
         };
         Ok((settings, table))
     }
 
-    async fn promoter(
-        &self,
-        settings: Settings,
-        table: &str,
-        connector: &Connector,
-    ) -> Result<Promoter> {
+    async fn promoter(&self, settings: Settings, table: &str) -> Result<Promoter> {
+        let connector = self.registries.connector()?;
         let ledger = Ledger::new(connector.aws().await, table);
         Promoter::open(settings, connector, ledger).await
     }
+}
+
+/// Where `run` takes the release from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReleaseSource {
+    /// The SQS queue the webhook Lambda feeds (PROMOTE_QUEUE_URL).
+    Queue,
+    /// CodePipeline V2 variables passed as PROMOTE_RELEASE_TAG and PROMOTE_COMMIT.
+    Variables,
+    /// A CodeBuild webhook on a Git tag: CODEBUILD_WEBHOOK_TRIGGER=tag/<tag>,
+    /// CODEBUILD_RESOLVED_SOURCE_VERSION = its commit.
+    CodebuildWebhook,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +316,36 @@ pub struct RunArgs {
     #[arg(long, env = "PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY")]
     pub redeploy_latest_when_empty: bool,
 
+    /// Redeploy this recorded release instead of reading the queue (a manual build with an environment
+    /// override).
+    #[arg(long, env = "PROMOTE_REDEPLOY_TAG")]
+    pub redeploy_tag: Option<String>,
+
+    /// Where the release comes from.
+    #[arg(long, env = "PROMOTE_RELEASE_SOURCE", value_enum, default_value_t = ReleaseSource::Queue)]
+    pub release_source: ReleaseSource,
+
+    /// The GitHub webhook secret: every delivery must then carry a valid X-Hub-Signature-256. Without it,
+    /// anyone who can reach the webhook can trigger a deploy.
+    #[arg(long, env = "PROMOTE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// With --release-source variables: the release tag.
+    #[arg(long, env = "PROMOTE_RELEASE_TAG")]
+    pub release_tag: Option<String>,
+
+    /// With --release-source variables: the release's commit (full SHA; else resolved in the checkout).
+    #[arg(long, env = "PROMOTE_COMMIT")]
+    pub commit: Option<String>,
+
+    /// Set by CodeBuild for webhook builds, e.g. tag/v1.2.0.
+    #[arg(long, env = "CODEBUILD_WEBHOOK_TRIGGER")]
+    pub webhook_trigger: Option<String>,
+
+    /// Set by CodeBuild: the commit it checked out.
+    #[arg(long, env = "CODEBUILD_RESOLVED_SOURCE_VERSION")]
+    pub resolved_source_version: Option<String>,
+
     #[command(flatten)]
     pub promotion: PromotionArgs,
 }
@@ -267,16 +364,139 @@ pub struct PromoteArgs {
     pub promotion: PromotionArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct RedeployArgs {
+    /// The recorded release to deploy again, e.g. v1.1.0.
+    pub tag: String,
+
+    #[command(flatten)]
+    pub promotion: PromotionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The release tag.
+    pub tag: String,
+
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
 pub async fn execute(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run(args) => run_queue(args).await,
+        Command::Run(args) => run_release(args).await,
         Command::Promote(args) => promote_one(args).await,
+        Command::Redeploy(args) => redeploy(&args.promotion, &args.tag).await,
+        Command::History(args) => history(args).await,
+        Command::Show(args) => show(args).await,
         Command::Copy(args) => copy(args).await,
     }
 }
 
-async fn run_queue(args: RunArgs) -> Result<()> {
-    let (settings, table) = args.promotion.settings()?;
+/// A release given by tag and commit, as variables and the command line give it.
+fn release_named(tag: String, commit: Option<String>) -> Release {
+    Release {
+        tag_name: tag,
+        target_commitish: commit.unwrap_or_default(),
+        name: None,
+        html_url: None,
+        draft: false,
+        prerelease: false,
+        created_at: None,
+        published_at: None,
+        author: None,
+    }
+}
+
+async fn promote_and_deploy(promotion: &PromotionArgs, release: Release) -> Result<()> {
+    let (settings, table) = promotion.settings(true)?;
+    let promoter = promotion.promoter(settings, &table).await?;
+    let promoted = promoter.promote(&release, None).await?;
+    promoter.deploy(&promoted, DeployKind::Promote).await
+}
+
+async fn redeploy(promotion: &PromotionArgs, tag: &str) -> Result<()> {
+    let (settings, table) = promotion.settings(false)?;
+    let promoter = promotion.promoter(settings, &table).await?;
+    let recorded = promoter.recorded(tag).await?;
+    promoter.deploy(&recorded, DeployKind::Redeploy).await
+}
+
+async fn history(args: HistoryArgs) -> Result<()> {
+    let table = args.ledger.table()?;
+    let ledger = Ledger::new(&crate::aws::load().await, &table);
+    let records = ledger.releases().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    } else {
+        print!("{}", crate::history::table(&records));
+    }
+    Ok(())
+}
+
+async fn show(args: ShowArgs) -> Result<()> {
+    let table = args.ledger.table()?;
+    let ledger = Ledger::new(&crate::aws::load().await, &table);
+    let record = ledger.get(&args.tag).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "release {} is not recorded in table {table}: `ecr-promote history` lists the releases",
+            args.tag
+        )
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        print!("{}", crate::history::release(&record));
+    }
+    Ok(())
+}
+
+async fn run_release(args: RunArgs) -> Result<()> {
+    if let Some(tag) = &args.redeploy_tag {
+        return redeploy(&args.promotion, tag).await;
+    }
+    match args.release_source {
+        ReleaseSource::Queue => {}
+        ReleaseSource::Variables => {
+            let tag = required(
+                args.release_tag,
+                "PROMOTE_RELEASE_TAG",
+                "--release-tag",
+                "the release tag to promote",
+            )?;
+            return promote_and_deploy(&args.promotion, release_named(tag, args.commit)).await;
+        }
+        ReleaseSource::CodebuildWebhook => {
+            let trigger = required(
+                args.webhook_trigger,
+                "CODEBUILD_WEBHOOK_TRIGGER",
+                "--webhook-trigger",
+                "set by CodeBuild for webhook builds",
+            )?;
+            let tag = trigger.strip_prefix("tag/").ok_or_else(|| {
+                Usage(format!(
+                    "CODEBUILD_WEBHOOK_TRIGGER is {trigger:?}, not tag/<tag>: the CodeBuild webhook must filter on tag pushes"
+                ))
+            })?;
+            let release = release_named(tag.to_owned(), args.resolved_source_version);
+            return promote_and_deploy(&args.promotion, release).await;
+        }
+    }
+    let (settings, table) = args.promotion.settings(true)?;
     let queue_url = required(
         args.queue_url,
         "PROMOTE_QUEUE_URL",
@@ -293,44 +513,26 @@ async fn run_queue(args: RunArgs) -> Result<()> {
                 .map(|a| a.trim().to_owned())
                 .collect(),
             prereleases: args.prereleases,
+            webhook_secret: args
+                .webhook_secret
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
         },
         redeploy_latest_when_empty: args.redeploy_latest_when_empty,
     };
-    let connector = args.promotion.registries.connector()?;
-    let promoter = args
-        .promotion
-        .promoter(settings, &table, &connector)
-        .await?;
-    let queue = Queue::new(connector.aws().await, &queue_url);
+    let promoter = args.promotion.promoter(settings, &table).await?;
+    let queue = Queue::new(promoter.aws().await, &queue_url);
     run::run(&promoter, &queue, &run_settings).await
 }
 
 async fn promote_one(args: PromoteArgs) -> Result<()> {
-    let (settings, table) = args.promotion.settings()?;
     let tag = required(
         args.tag,
         "PROMOTE_RELEASE_TAG",
         "--tag",
         "the release tag to promote",
     )?;
-    let release = Release {
-        tag_name: tag,
-        target_commitish: args.commit.unwrap_or_default(),
-        name: None,
-        html_url: None,
-        draft: false,
-        prerelease: false,
-        created_at: None,
-        published_at: None,
-        author: None,
-    };
-    let connector = args.promotion.registries.connector()?;
-    let promoter = args
-        .promotion
-        .promoter(settings, &table, &connector)
-        .await?;
-    let promotion = promoter.promote(&release).await?;
-    promoter.deploy(&promotion)
+    promote_and_deploy(&args.promotion, release_named(tag, args.commit)).await
 }
 
 async fn copy(args: CopyArgs) -> Result<()> {

@@ -10,14 +10,14 @@ use serde::Serialize;
 pub struct DeployFiles {
     pub imagedefinitions: PathBuf,
     pub image_detail: Option<PathBuf>,
-    pub containers: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct ImageDefinition<'a> {
-    name: &'a str,
+/// One container and the image it is to run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImageDefinition {
+    pub name: String,
     #[serde(rename = "imageUri")]
-    image_uri: &'a str,
+    pub image_uri: String,
 }
 
 #[derive(Serialize)]
@@ -27,19 +27,16 @@ struct ImageDetail<'a> {
 }
 
 impl DeployFiles {
-    /// The files' contents, path by path, for `image_uri`.
-    pub fn render(&self, image_uri: &str) -> Vec<(&Path, String)> {
-        let definitions: Vec<ImageDefinition> = self
-            .containers
-            .iter()
-            .map(|name| ImageDefinition { name, image_uri })
-            .collect();
+    /// The files' contents, path by path. The blue/green action deploys one image: the first container's.
+    pub fn render(&self, definitions: &[ImageDefinition]) -> Vec<(&Path, String)> {
         let mut files = vec![(
             self.imagedefinitions.as_path(),
-            serde_json::to_string_pretty(&definitions).expect("plain strings serialise"),
+            serde_json::to_string_pretty(definitions).expect("plain strings serialise"),
         )];
-        if let Some(path) = &self.image_detail {
-            let detail = ImageDetail { image_uri };
+        if let (Some(path), Some(first)) = (&self.image_detail, definitions.first()) {
+            let detail = ImageDetail {
+                image_uri: &first.image_uri,
+            };
             files.push((
                 path.as_path(),
                 serde_json::to_string_pretty(&detail).expect("plain strings serialise"),
@@ -49,8 +46,8 @@ impl DeployFiles {
     }
 
     /// Writes every file atomically: the deploy stage sees the old file or the new one, never half of one.
-    pub fn write(&self, image_uri: &str) -> Result<()> {
-        for (path, contents) in self.render(image_uri) {
+    pub fn write(&self, definitions: &[ImageDefinition]) -> Result<()> {
+        for (path, contents) in self.render(definitions) {
             write_atomically(path, contents.as_bytes())?;
         }
         Ok(())
@@ -89,16 +86,22 @@ fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn definition(name: &str, repository: &str) -> ImageDefinition {
+        ImageDefinition {
+            name: name.into(),
+            image_uri: format!("222222222222.dkr.ecr.us-east-1.amazonaws.com/{repository}:v1.2.0"),
+        }
+    }
+
     #[test]
     fn writes_one_definition_per_container_and_the_image_detail() {
         let dir = tempfile::tempdir().unwrap();
         let files = DeployFiles {
             imagedefinitions: dir.path().join("imagedefinitions.json"),
             image_detail: Some(dir.path().join("imageDetail.json")),
-            containers: vec!["api".into(), "worker".into()],
         };
         files
-            .write("222222222222.dkr.ecr.us-east-1.amazonaws.com/api:v1.2.0")
+            .write(&[definition("api", "api"), definition("worker", "worker")])
             .unwrap();
 
         let definitions: serde_json::Value = serde_json::from_slice(
@@ -109,7 +112,7 @@ mod tests {
             definitions,
             serde_json::json!([
                 {"name": "api", "imageUri": "222222222222.dkr.ecr.us-east-1.amazonaws.com/api:v1.2.0"},
-                {"name": "worker", "imageUri": "222222222222.dkr.ecr.us-east-1.amazonaws.com/api:v1.2.0"}
+                {"name": "worker", "imageUri": "222222222222.dkr.ecr.us-east-1.amazonaws.com/worker:v1.2.0"}
             ])
         );
         let detail: serde_json::Value =
@@ -133,9 +136,11 @@ mod tests {
         let files = DeployFiles {
             imagedefinitions: dir.path().join("absent/imagedefinitions.json"),
             image_detail: None,
-            containers: vec!["api".into()],
         };
-        let error = format!("{:#}", files.write("x").unwrap_err());
+        let error = format!(
+            "{:#}",
+            files.write(&[definition("api", "api")]).unwrap_err()
+        );
         assert!(error.contains("absent/imagedefinitions.json"), "{error}");
     }
 }

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod cli;
 pub mod deploy_files;
 pub mod exit;
+pub mod history;
 pub mod intake;
 pub mod ledger;
 pub mod logging;

@@ -21,11 +21,17 @@ pub async fn commit_of(tag: &str, commitish: &str, checkout: Option<&Path>) -> R
     if is_commit_id(commitish) {
         return Ok(commitish.to_ascii_lowercase());
     }
+    if commitish.trim().is_empty() && checkout.is_none() {
+        bail!(
+            "release {tag} names no commit and there is no git checkout to look tag {tag} up in \
+             (CODEBUILD_SRC_DIR / --source-dir unset): give the full 40-character commit SHA (--commit / PROMOTE_COMMIT)"
+        );
+    }
     let Some(dir) = checkout else {
         bail!(
             "release {tag} targets {commitish:?}, a branch rather than a commit, and there is no git checkout to \
              look tag {tag} up in (CODEBUILD_SRC_DIR / --source-dir unset): run in the CodeBuild source checkout \
-             or use `ecr-promote promote --tag {tag} --commit <sha>`"
+             or use `ecr-promote promote --tag {tag} --commit <full 40-character sha>`"
         );
     };
     if let Some(commit) = git_tag_commit(dir, tag).await? {

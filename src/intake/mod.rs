@@ -3,9 +3,11 @@
 pub mod envelope;
 pub mod github;
 pub mod queue;
+pub mod signature;
 
 pub use github::Release;
 pub use queue::{Heartbeat, Message, Queue};
+pub use signature::Secret;
 
 /// Which release events go to production.
 #[derive(Clone, Debug)]
@@ -14,21 +16,38 @@ pub struct Policy {
     pub actions: Vec<String>,
     /// Whether releases marked as prereleases are promoted too.
     pub prereleases: bool,
+    /// When set, every delivery must carry a valid `X-Hub-Signature-256`.
+    pub webhook_secret: Option<Secret>,
 }
 
 /// What to do with one message.
 #[derive(Debug)]
 pub enum Reading {
-    Promote(Release),
+    /// A release to promote, with the webhook's `X-GitHub-Delivery` id when the envelope carried it.
+    Promote {
+        release: Release,
+        delivery: Option<String>,
+    },
     /// Well formed but not for production: deleted, with a log line.
     Skip(String),
+    /// A webhook secret is set and the signature is missing or wrong: never promoted, left on the queue.
+    Rejected(String),
     /// Not understood: left on the queue for its redrive policy to move to the dead-letter queue.
     Malformed(String),
 }
 
 pub fn read(body: &str, policy: &Policy) -> Reading {
-    let event = envelope::unwrap(body).and_then(|delivery| github::interpret(&delivery));
-    match event {
+    let delivery = match envelope::unwrap(body) {
+        Ok(delivery) => delivery,
+        Err(reason) => return Reading::Malformed(reason),
+    };
+    if let Some(secret) = &policy.webhook_secret
+        && let Err(reason) = signature::verify(&delivery, secret)
+    {
+        return Reading::Rejected(reason);
+    }
+    let delivery_id = delivery.header("x-github-delivery").map(str::to_owned);
+    match github::interpret(&delivery) {
         Err(reason) => Reading::Malformed(reason),
         Ok(github::Event::Other(what)) => Reading::Skip(what),
         Ok(github::Event::Release { action, release }) => {
@@ -45,24 +64,35 @@ pub fn read(body: &str, policy: &Policy) -> Reading {
                     release.tag_name
                 ))
             } else {
-                Reading::Promote(release)
+                Reading::Promote {
+                    release,
+                    delivery: delivery_id,
+                }
             }
         }
     }
 }
 
+/// A release read off the queue, waiting for its promotion.
+#[derive(Debug)]
+pub struct Pending {
+    pub message: Message,
+    pub release: Release,
+    pub delivery: Option<String>,
+}
+
 /// Oldest first, by `published_at` (then `created_at`, then when the queue got it), so that the newest
 /// release is promoted last and is the one deployed.
-pub fn oldest_first(pending: &mut [(Message, Release)]) {
-    pending.sort_by(|(am, a), (bm, b)| {
-        let key = |r: &Release| {
-            r.published_at
-                .clone()
-                .or_else(|| r.created_at.clone())
-                .unwrap_or_default()
-        };
-        key(a).cmp(&key(b)).then(am.sent_at.cmp(&bm.sent_at))
-    });
+pub fn oldest_first(pending: &mut [Pending]) {
+    let key = |p: &Pending| {
+        let date = p
+            .release
+            .published_at
+            .clone()
+            .or_else(|| p.release.created_at.clone());
+        (date.unwrap_or_default(), p.message.sent_at)
+    };
+    pending.sort_by_key(key);
 }
 
 #[cfg(test)]
@@ -74,6 +104,7 @@ mod tests {
         Policy {
             actions: vec!["published".into()],
             prereleases: false,
+            webhook_secret: None,
         }
     }
 
@@ -87,7 +118,7 @@ mod tests {
     fn promotes_published_releases_only() {
         assert!(matches!(
             read(&event("published", false, false), &policy()),
-            Reading::Promote(_)
+            Reading::Promote { .. }
         ));
         for (body, says) in [
             (event("created", false, false), "action \"created\""),
@@ -106,11 +137,40 @@ mod tests {
         let policy = Policy {
             actions: vec!["published".into(), "released".into()],
             prereleases: true,
+            webhook_secret: None,
         };
         assert!(matches!(
             read(&event("released", false, true), &policy),
-            Reading::Promote(_)
+            Reading::Promote { .. }
         ));
+    }
+
+    #[test]
+    fn with_a_secret_unsigned_or_badly_signed_releases_are_rejected() {
+        let policy = Policy {
+            webhook_secret: Some(Secret::new("s3cret".into())),
+            ..policy()
+        };
+        let unsigned = serde_json::json!({"httpMethod": "POST", "headers": {"X-GitHub-Delivery": "d-1"},
+            "body": event("published", false, false)});
+        assert!(matches!(
+            read(&unsigned.to_string(), &policy),
+            Reading::Rejected(_)
+        ));
+        assert!(matches!(
+            read(&event("published", false, false), &policy),
+            Reading::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn the_delivery_id_comes_with_the_release() {
+        let gateway = serde_json::json!({"httpMethod": "POST", "headers": {"X-GitHub-Delivery": "d-1"},
+            "body": event("published", false, false)});
+        match read(&gateway.to_string(), &policy()) {
+            Reading::Promote { delivery, .. } => assert_eq!(delivery.as_deref(), Some("d-1")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -142,17 +202,22 @@ mod tests {
             published_at: published.map(str::to_owned),
             author: None,
         };
+        let pending = |id, sent_at, tag, published| Pending {
+            message: message(id, sent_at),
+            release: release(tag, Some(published)),
+            delivery: None,
+        };
         let mut pending = vec![
-            (message("a", 1), release("v3", Some("2026-03-01T00:00:00Z"))),
-            (message("b", 3), release("v1", Some("2026-01-01T00:00:00Z"))),
-            (message("c", 2), release("v2", Some("2026-02-01T00:00:00Z"))),
-            (
-                message("d", 0),
-                release("v2b", Some("2026-02-01T00:00:00Z")),
-            ),
+            pending("a", 1, "v3", "2026-03-01T00:00:00Z"),
+            pending("b", 3, "v1", "2026-01-01T00:00:00Z"),
+            pending("c", 2, "v2", "2026-02-01T00:00:00Z"),
+            pending("d", 0, "v2b", "2026-02-01T00:00:00Z"),
         ];
         oldest_first(&mut pending);
-        let tags: Vec<&str> = pending.iter().map(|(_, r)| r.tag_name.as_str()).collect();
+        let tags: Vec<&str> = pending
+            .iter()
+            .map(|p| p.release.tag_name.as_str())
+            .collect();
         assert_eq!(tags, ["v1", "v2b", "v2", "v3"]);
     }
 }

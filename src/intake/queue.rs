@@ -4,8 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
-use aws_sdk_sqs::error::DisplayErrorContext;
+use anyhow::{Context, Result};
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName};
 
 #[derive(Clone)]
@@ -26,12 +25,6 @@ pub struct Message {
 /// SQS hands out at most ten messages per receive; a run takes at most this many in all, leaving the rest
 /// for the next run rather than holding an unbounded batch invisible.
 const MAX_MESSAGES_PER_RUN: usize = 100;
-
-fn sqs_error<E: std::error::Error + 'static>(
-    error: aws_sdk_sqs::error::SdkError<E>,
-) -> anyhow::Error {
-    anyhow!("{}", DisplayErrorContext(&error))
-}
 
 impl Queue {
     pub fn new(config: &aws_config::SdkConfig, url: &str) -> Queue {
@@ -61,7 +54,7 @@ impl Queue {
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
                 .send()
                 .await
-                .map_err(sqs_error)
+                .map_err(crate::aws::sdk_error)
                 .with_context(|| {
                     format!(
                         "receiving from queue {}: check PROMOTE_QUEUE_URL and sqs:ReceiveMessage",
@@ -97,7 +90,7 @@ impl Queue {
             .receipt_handle(&message.receipt)
             .send()
             .await
-            .map_err(sqs_error)
+            .map_err(crate::aws::sdk_error)
             .with_context(|| format!("deleting message {} from queue {}", message.id, self.url))?;
         Ok(())
     }
@@ -123,7 +116,7 @@ impl Queue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(sqs_error)
+                .map_err(crate::aws::sdk_error)
                 .with_context(|| format!("changing message visibility on queue {}", self.url))?;
         }
         Ok(())

@@ -1,35 +1,51 @@
-//! One promotion, start to end: release → commit → staging image → copy → ledger → deploy files.
+//! One promotion, start to end: release → commit → staging images → copies → ledger → deploy files; and the
+//! way back: redeploying a recorded release.
 
+pub mod routes;
 pub mod run;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::deploy_files::DeployFiles;
+use crate::deploy_files::{DeployFiles, ImageDefinition};
 use crate::intake::Release;
-use crate::ledger::{Ledger, Record};
+use crate::ledger::{Deploy, Image, Ledger, Record};
 use crate::registry::{
-    self, Connector, CopyOptions, Digest, Pointer, Reference, Registry, RegistryError, Repository,
+    self, Connector, CopyOptions, Digest, Inspection, Pointer, Reference, Registry, RegistryError,
     Side, valid_tag,
 };
 use crate::resolve;
+pub use routes::Route;
 
 /// Everything a promotion needs to know, checked before anything is touched.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub source: Repository,
-    pub target: Repository,
+    /// The images a release ships; empty for commands that only read the ledger or redeploy.
+    pub routes: Vec<Route>,
     pub deploy: DeployFiles,
     /// Deploy `repo@sha256:…` instead of `repo:tag`.
     pub pin_digest: bool,
     /// The git checkout in which release tags are resolved when the release names a branch.
     pub checkout: Option<PathBuf>,
     pub build_arn: Option<String>,
+    /// Who started the run, recorded with each deploy.
+    pub initiator: Option<String>,
     /// Read only: say what would be done.
     pub dry_run: bool,
     pub copy: CopyOptions,
+    /// Copy signatures, attestations and SBOMs that refer to each image too.
+    pub with_referrers: bool,
+}
+
+/// One image of a release, in production (or, in a dry run, about to be).
+#[derive(Clone, Debug)]
+pub struct PromotedImage {
+    pub containers: Vec<String>,
+    pub target: Reference,
+    pub digest: Digest,
 }
 
 /// A release that is in production (or, in a dry run, would be).
@@ -37,58 +53,119 @@ pub struct Settings {
 pub struct Promotion {
     pub tag: String,
     pub commit: String,
-    pub digest: Digest,
-    pub target: Reference,
+    pub images: Vec<PromotedImage>,
+}
+
+impl Promotion {
+    fn definitions(&self, pin_digest: bool) -> Vec<ImageDefinition> {
+        self.images
+            .iter()
+            .flat_map(|image| {
+                let image_uri = if pin_digest {
+                    image
+                        .target
+                        .with_pointer(Pointer::Digest(image.digest.clone()))
+                        .to_string()
+                } else {
+                    image.target.to_string()
+                };
+                image.containers.iter().map(move |name| ImageDefinition {
+                    name: name.clone(),
+                    image_uri: image_uri.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// How a release came to be deployed, as the ledger's deploy history says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeployKind {
+    Promote,
+    Redeploy,
 }
 
 pub struct Promoter {
     settings: Settings,
-    source: Registry,
-    /// `None` when the target is the source registry itself.
-    target: Option<Registry>,
+    connector: Connector,
+    /// Registries of the configured routes, opened once per run (one ECR token each).
+    registries: HashMap<(String, Side), Registry>,
     ledger: Ledger,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 impl Promoter {
     pub async fn open(
         settings: Settings,
-        connector: &Connector,
+        connector: Connector,
         ledger: Ledger,
     ) -> Result<Promoter> {
-        let source = connector
-            .connect(&settings.source.host, Side::Source)
-            .await?;
-        let target = if settings.target.host == settings.source.host {
-            None
-        } else {
-            Some(
-                connector
-                    .connect(&settings.target.host, Side::Target)
-                    .await?,
-            )
-        };
+        let mut registries = HashMap::new();
+        for route in &settings.routes {
+            for (host, side) in [
+                (&route.source.host, Side::Source),
+                (&route.target.host, Side::Target),
+            ] {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    registries.entry((host.clone(), side))
+                {
+                    slot.insert(connector.connect(host, side).await?);
+                }
+            }
+        }
         Ok(Promoter {
             settings,
-            source,
-            target,
+            connector,
+            registries,
             ledger,
         })
     }
 
-    fn target(&self) -> &Registry {
-        self.target.as_ref().unwrap_or(&self.source)
+    /// An open registry, or a new connection for a host no route names (a redeploy of an older layout).
+    async fn registry(&self, host: &str, side: Side) -> Result<std::borrow::Cow<'_, Registry>> {
+        match self.registries.get(&(host.to_owned(), side)) {
+            Some(registry) => Ok(std::borrow::Cow::Borrowed(registry)),
+            None => Ok(std::borrow::Cow::Owned(
+                self.connector.connect(host, side).await?,
+            )),
+        }
+    }
+
+    fn route_registries(&self, route: &Route) -> (&Registry, &Registry) {
+        let get = |host: &String, side| &self.registries[&(host.clone(), side)];
+        (
+            get(&route.source.host, Side::Source),
+            get(&route.target.host, Side::Target),
+        )
     }
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
+    pub async fn aws(&self) -> &aws_config::SdkConfig {
+        self.connector.aws().await
+    }
+
     pub fn dry_run(&self) -> bool {
         self.settings.dry_run
     }
 
-    /// Copies the release's staging image to production under the release tag and records it.
-    pub async fn promote(&self, release: &Release) -> Result<Promotion> {
+    /// Whether this GitHub delivery already promoted its release (a webhook delivered twice).
+    pub async fn already_delivered(&self, tag: &str, delivery: &str) -> Result<bool> {
+        Ok(self
+            .ledger
+            .get(tag)
+            .await?
+            .is_some_and(|record| record.deliveries.iter().any(|d| d == delivery)))
+    }
+
+    /// Copies every image of the release from staging to production under the release tag, then records the
+    /// release. All images are copied before anything is recorded; if any copy fails nothing is recorded.
+    pub async fn promote(&self, release: &Release, delivery: Option<&str>) -> Result<Promotion> {
         let tag = &release.tag_name;
         if !valid_tag(tag) {
             bail!(
@@ -103,133 +180,220 @@ impl Promoter {
             self.settings.checkout.as_deref(),
         )
         .await?;
-        let staging = resolve::staging_image(&self.source, &self.settings.source, &commit).await?;
-        tracing::info!(release = %tag, %commit, staging = %staging, ms = started.elapsed().as_millis() as u64, "resolved staging image");
 
-        let target = self.settings.target.at(Pointer::Tag(tag.clone()));
-        let inspection = registry::inspect(&self.source, &staging, self.target(), &target).await?;
-        let digest = inspection.root.digest.clone();
+        let mut plans: Vec<(&Route, Reference, Reference, Inspection)> = Vec::new();
+        for route in &self.settings.routes {
+            let (source, target) = self.route_registries(route);
+            let staging = resolve::staging_image(source, &route.source, &commit).await?;
+            let production = route.target.at(Pointer::Tag(tag.clone()));
+            let inspection = registry::inspect(source, &staging, target, &production).await?;
+            // Refused here, before any image is copied, so that no route moves if one would have to.
+            inspection.already_there(&production, false)?;
+            plans.push((route, staging, production, inspection));
+        }
+        tracing::info!(release = %tag, %commit, images = plans.len(), ms = started.elapsed().as_millis() as u64, "resolved staging images");
+
+        let images: Vec<Image> = plans
+            .iter()
+            .map(|(route, _, production, inspection)| Image {
+                containers: route.containers.clone(),
+                source_image: format!("{}@{}", route.source, inspection.root.digest),
+                target_image: production.to_string(),
+                digest: inspection.root.digest.to_string(),
+            })
+            .collect();
+        let first = images
+            .first()
+            .context("no image to promote: set PROMOTE_SOURCE_REPOSITORY or PROMOTE_CONFIG")?;
         let record = Record {
             tag_name: tag.clone(),
             commit: commit.clone(),
-            digest: digest.to_string(),
-            source_image: format!("{}@{digest}", self.settings.source),
-            target_image: target.to_string(),
-            containers: self.settings.deploy.containers.clone(),
-            promoted_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                .to_string(),
+            digest: first.digest.clone(),
+            source_image: first.source_image.clone(),
+            target_image: first.target_image.clone(),
+            containers: images.iter().flat_map(|i| i.containers.clone()).collect(),
+            images: images.clone(),
+            promoted_at: now(),
             release_name: release.name.clone(),
             html_url: release.html_url.clone(),
             author: release.author.clone(),
             prerelease: release.prerelease,
             published_at: release.published_at.clone(),
             build_arn: self.settings.build_arn.clone(),
+            deliveries: Vec::new(),
+            deploys: Vec::new(),
         };
-        // Checked before the copy so that a release the ledger would refuse leaves the registry untouched.
+        // Checked before the copies so that a release the ledger would refuse leaves the registries untouched.
         if let Some(recorded) = self.ledger.get(tag).await?
             && let Some(conflict) = record.conflict_with(&recorded, self.ledger.table())
         {
             return Err(conflict.into());
         }
 
-        let started = Instant::now();
-        if self.settings.dry_run {
-            if inspection.already_there(&target, false)? {
-                println!("dry run: {target} is already {digest}; nothing to copy");
+        let mut promoted = Vec::new();
+        for (route, staging, production, inspection) in plans {
+            let digest = inspection.root.digest.clone();
+            let (source, target) = self.route_registries(route);
+            if self.settings.dry_run {
+                match inspection.existing {
+                    Some(_) => {
+                        println!("dry run: {production} is already {digest}; nothing to copy")
+                    }
+                    None => println!("dry run: would copy {staging} ({digest}) to {production}"),
+                }
             } else {
-                println!("dry run: would copy {staging} ({digest}) to {target}");
+                let started = Instant::now();
+                let report = registry::copy_inspected(
+                    source,
+                    &staging,
+                    target,
+                    &production,
+                    inspection,
+                    self.settings.copy,
+                )
+                .await?;
+                tracing::info!(
+                    release = %tag, target = %production, digest = %report.digest, already_there = report.already_there,
+                    blobs_copied = report.blobs_copied, blobs_skipped = report.blobs_skipped, bytes = report.bytes_copied,
+                    ms = started.elapsed().as_millis() as u64, "copied image"
+                );
+                if self.settings.with_referrers {
+                    let copied = registry::copy_referrers(
+                        source,
+                        &staging,
+                        target,
+                        &production,
+                        &digest,
+                        self.settings.copy,
+                    )
+                    .await?;
+                    tracing::info!(release = %tag, target = %production, referrers = copied, "copied referrers");
+                }
             }
-        } else {
-            let report = registry::copy_inspected(
-                &self.source,
-                &staging,
-                self.target(),
-                &target,
-                inspection,
-                self.settings.copy,
-            )
-            .await?;
-            tracing::info!(
-                release = %tag, target = %target, digest = %report.digest, already_there = report.already_there,
-                blobs_copied = report.blobs_copied, blobs_skipped = report.blobs_skipped, bytes = report.bytes_copied,
-                ms = started.elapsed().as_millis() as u64, "copied image"
-            );
+            promoted.push(PromotedImage {
+                containers: route.containers.clone(),
+                target: production,
+                digest,
+            });
         }
 
-        let started = Instant::now();
         if self.settings.dry_run {
             println!(
-                "dry run: would record release {tag} (commit {commit}, {digest}) in table {}",
+                "dry run: would record release {tag} (commit {commit}) in table {}",
                 self.ledger.table()
             );
         } else {
-            self.ledger.record(&record).await?;
+            let started = Instant::now();
+            self.ledger.record(&record, delivery).await?;
             tracing::info!(release = %tag, table = self.ledger.table(), ms = started.elapsed().as_millis() as u64, "recorded release");
         }
         Ok(Promotion {
             tag: tag.clone(),
             commit,
-            digest,
-            target,
+            images: promoted,
         })
     }
 
-    /// Writes the deploy files for a promotion (in a dry run, prints them).
-    pub fn deploy(&self, promotion: &Promotion) -> Result<()> {
-        let image_uri = if self.settings.pin_digest {
-            format!("{}@{}", self.settings.target, promotion.digest)
-        } else {
-            promotion.target.to_string()
-        };
+    /// Writes the deploy files for a promotion and adds the deploy to the release's history (in a dry run,
+    /// prints the files instead).
+    pub async fn deploy(&self, promotion: &Promotion, kind: DeployKind) -> Result<()> {
+        let definitions = promotion.definitions(self.settings.pin_digest);
         if self.settings.dry_run {
-            for (path, contents) in self.settings.deploy.render(&image_uri) {
+            for (path, contents) in self.settings.deploy.render(&definitions) {
                 println!("dry run: would write {}:\n{contents}", path.display());
             }
             return Ok(());
         }
-        self.settings.deploy.write(&image_uri)?;
-        tracing::info!(release = %promotion.tag, image = %image_uri, file = %self.settings.deploy.imagedefinitions.display(), "wrote deploy files");
-        println!(
-            "deploying {} ({}) from commit {}",
-            image_uri, promotion.digest, promotion.commit
-        );
+        self.settings.deploy.write(&definitions)?;
+        let deploy = Deploy {
+            deployed_at: now(),
+            kind: match kind {
+                DeployKind::Promote => "promote",
+                DeployKind::Redeploy => "redeploy",
+            }
+            .to_owned(),
+            build_arn: self.settings.build_arn.clone(),
+            initiator: self.settings.initiator.clone(),
+        };
+        self.ledger.record_deploy(&promotion.tag, &deploy).await?;
+        tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");
+        for definition in &definitions {
+            println!(
+                "deploying {} as container {} (release {}, commit {})",
+                definition.image_uri, definition.name, promotion.tag, promotion.commit
+            );
+        }
         Ok(())
     }
 
-    /// The newest recorded release, checked to still be in production on its recorded digest.
+    /// A recorded release, checked to be in production still on its recorded digests: what a redeploy ships.
+    pub async fn recorded(&self, tag: &str) -> Result<Promotion> {
+        let record = self.ledger.get(tag).await?.with_context(|| {
+            format!("release {tag} is not recorded in table {}: `ecr-promote history` lists the releases", self.ledger.table())
+        })?;
+        self.verified(record).await
+    }
+
+    /// The newest recorded release, verified as [`Promoter::recorded`] does.
+    /// "Newest" is the release deployed last: after a rollback that is the release rolled back to, so a
+    /// re-run pipeline does not undo the rollback.
     pub async fn latest_recorded(&self) -> Result<Option<Promotion>> {
-        let Some(record) = self.ledger.latest().await? else {
-            return Ok(None);
-        };
-        let target: Reference = record
-            .target_image
-            .parse()
-            .map_err(anyhow::Error::msg)
-            .with_context(|| {
-                format!(
-                    "release {} in table {} has a bad target_image",
-                    record.tag_name,
-                    self.ledger.table()
-                )
-            })?;
-        let recorded: Digest = record.digest.parse().map_err(anyhow::Error::msg)?;
-        match self.target().manifest_digest(&target).await? {
-            Some(current) if current == recorded => Ok(Some(Promotion {
-                tag: record.tag_name,
-                commit: record.commit,
-                digest: recorded,
-                target,
-            })),
-            Some(current) => Err(RegistryError::TagMoved {
-                target: target.to_string(),
-                existing: current,
-                incoming: recorded,
-            }
-            .into()),
-            None => bail!(
-                "release {} is recorded but {target} is gone from the production registry",
-                record.tag_name
-            ),
+        let releases = self.ledger.releases().await?;
+        let deployed_at = |r: &Record| r.last_deployed_at().unwrap_or(&r.promoted_at).to_owned();
+        match releases.into_iter().max_by_key(deployed_at) {
+            Some(record) => Ok(Some(self.verified(record).await?)),
+            None => Ok(None),
         }
+    }
+
+    async fn verified(&self, record: Record) -> Result<Promotion> {
+        let mut images = Vec::new();
+        for image in &record.images {
+            let target: Reference = image
+                .target_image
+                .parse()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| {
+                    format!(
+                        "release {} in table {} has a bad target_image",
+                        record.tag_name,
+                        self.ledger.table()
+                    )
+                })?;
+            let recorded: Digest = image.digest.parse().map_err(anyhow::Error::msg)?;
+            let registry = self.registry(&target.host, Side::Target).await?;
+            match registry.manifest_digest(&target).await? {
+                Some(current) if current == recorded => images.push(PromotedImage {
+                    containers: image.containers.clone(),
+                    target,
+                    digest: recorded,
+                }),
+                Some(current) => {
+                    return Err(RegistryError::TagMoved {
+                        target: target.to_string(),
+                        existing: current,
+                        incoming: recorded,
+                    })
+                    .with_context(|| {
+                        format!(
+                            "release {} is recorded with another digest: production moved",
+                            record.tag_name
+                        )
+                    });
+                }
+                None => bail!(
+                    "release {} is recorded but {target} is gone from the production registry: promote it again \
+                     from staging (ecr-promote promote --tag {} --commit {})",
+                    record.tag_name,
+                    record.tag_name,
+                    record.commit
+                ),
+            }
+        }
+        Ok(Promotion {
+            tag: record.tag_name,
+            commit: record.commit,
+            images,
+        })
     }
 }

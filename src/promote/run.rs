@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{Promoter, Promotion};
-use crate::intake::{self, Heartbeat, Policy, Queue, Reading};
+use super::{DeployKind, Promoter, Promotion};
+use crate::intake::{self, Heartbeat, Pending, Policy, Queue, Reading};
 
 #[derive(Clone, Debug)]
 pub struct RunSettings {
@@ -59,7 +59,30 @@ async fn promote_pending(
     let (mut skipped, mut malformed) = (0, 0);
     for message in messages {
         match intake::read(&message.body, &settings.policy) {
-            Reading::Promote(release) => pending.push((message.clone(), release)),
+            Reading::Promote { release, delivery } => {
+                if let Some(id) = &delivery
+                    && promoter.already_delivered(&release.tag_name, id).await?
+                {
+                    tracing::info!(message_id = %message.id, delivery = %id, release = %release.tag_name, "skipped message: this delivery already promoted its release");
+                    heartbeat.release(&message.id);
+                    if !promoter.dry_run() {
+                        queue.delete(message).await?;
+                    }
+                    skipped += 1;
+                    continue;
+                }
+                pending.push(Pending {
+                    message: message.clone(),
+                    release,
+                    delivery,
+                });
+            }
+            Reading::Rejected(reason) => {
+                // Not deleted: a forged or broken delivery ends in the dead-letter queue for a person to see.
+                tracing::error!(message_id = %message.id, %reason, "rejected: bad signature");
+                heartbeat.release(&message.id);
+                malformed += 1;
+            }
             Reading::Skip(reason) => {
                 tracing::info!(message_id = %message.id, %reason, "skipped message");
                 heartbeat.release(&message.id);
@@ -83,7 +106,7 @@ async fn promote_pending(
             && let Some(latest) = promoter.latest_recorded().await?
         {
             tracing::info!(release = %latest.tag, "no pending release: redeploying the newest recorded release");
-            return promoter.deploy(&latest);
+            return promoter.deploy(&latest, DeployKind::Redeploy).await;
         }
         let skipped = match (skipped, malformed) {
             (0, 0) => String::new(),
@@ -100,8 +123,13 @@ async fn promote_pending(
 
     let mut newest: Option<Promotion> = None;
     let mut failures = Vec::new();
-    for (message, release) in &pending {
-        match promoter.promote(release).await {
+    for Pending {
+        message,
+        release,
+        delivery,
+    } in &pending
+    {
+        match promoter.promote(release, delivery.as_deref()).await {
             Ok(promotion) => {
                 if !promoter.dry_run() {
                     queue.delete(message).await?;
@@ -110,15 +138,21 @@ async fn promote_pending(
                 newest = Some(promotion);
             }
             Err(error) => {
-                // Left on the queue: it reappears when its visibility runs out, for the next run to retry.
+                // Handed back at once, so that the next run retries it; the queue's redrive policy ends the
+                // retries in the dead-letter queue.
                 tracing::error!(message_id = %message.id, release = %release.tag_name, error = format!("{error:#}"), "promotion failed");
                 heartbeat.release(&message.id);
+                if !promoter.dry_run() {
+                    queue
+                        .set_visibility(std::slice::from_ref(message), Duration::ZERO)
+                        .await?;
+                }
                 failures.push((release.tag_name.clone(), error));
             }
         }
     }
     if let Some(promotion) = &newest {
-        promoter.deploy(promotion)?;
+        promoter.deploy(promotion, DeployKind::Promote).await?;
     }
     match failures.len() {
         0 => Ok(()),

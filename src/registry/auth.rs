@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use aws_config::SdkConfig;
-use aws_sdk_ecr::error::DisplayErrorContext;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
@@ -50,7 +49,7 @@ pub async fn ecr_token(config: &SdkConfig, ecr: &EcrHost, host: &str) -> Result<
         .registry_ids(&ecr.account)
         .send()
         .await
-        .map_err(|e| anyhow!("{}", DisplayErrorContext(&e)))
+        .map_err(crate::aws::sdk_error)
         .with_context(|| {
             format!(
                 "ecr:GetAuthorizationToken for registry {host} (account {}) failed: check the AWS credentials \

@@ -12,6 +12,7 @@ mod endpoints;
 mod error;
 mod manifest;
 mod reference;
+mod referrers;
 mod tags;
 mod transport;
 
@@ -24,10 +25,11 @@ pub use digest::Digest;
 pub use endpoints::Endpoints;
 pub use error::RegistryError;
 pub use reference::{EcrHost, Pointer, Reference, Repository, valid_tag};
-pub use transport::Registry;
+pub use referrers::copy_referrers;
+pub use transport::{Registry, error_chain};
 
 /// Which side of a copy a registry is on: the source may need the staging account's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
     Source,
     Target,

@@ -44,6 +44,8 @@ impl RetryPolicy {
     }
 }
 
+/// Cheap to clone: the HTTP client inside is shared.
+#[derive(Clone)]
 pub struct Registry {
     pub host: String,
     base: Url,

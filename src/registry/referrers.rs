@@ -1,0 +1,120 @@
+//! Artifacts that refer to an image — signatures, attestations, SBOMs — copied along with it, so that
+//! verification in production keeps working.
+//!
+//! Two conventions are followed: OCI 1.1 referrers (the registry's referrers API, or, where the registry has
+//! none, the fallback index tagged `sha256-<hex>`), and cosign's tags `sha256-<hex>.sig`, `.att` and `.sbom`.
+
+use reqwest::{Method, StatusCode, header};
+use serde::Deserialize;
+
+use super::copy::{CopyOptions, copy_image};
+use super::digest::Digest;
+use super::error::RegistryError;
+use super::reference::{Pointer, Reference};
+use super::transport::Registry;
+
+const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+#[derive(Deserialize)]
+struct ReferrerIndex {
+    #[serde(default)]
+    manifests: Vec<ReferrerEntry>,
+}
+
+#[derive(Deserialize)]
+struct ReferrerEntry {
+    digest: Digest,
+}
+
+impl Registry {
+    /// The digests of the manifests that name `digest` as their subject, by the referrers API; `None` when
+    /// the registry does not offer it.
+    async fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Digest>>, RegistryError> {
+        let what = format!("listing the referrers of {digest} in {repository}");
+        let url = self.url(repository, &format!("referrers/{digest}"));
+        let response = self
+            .send(&what, || {
+                self.request(Method::GET, url.clone())
+                    .header(header::ACCEPT, "application/vnd.oci.image.index.v1+json")
+            })
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => Ok(None),
+            s if s.is_success() => {
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| self.network(&what, &e))?;
+                let index: ReferrerIndex =
+                    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
+                        what: what.clone(),
+                        host: self.host.clone(),
+                        status: s,
+                        detail: format!(": the referrers index is not JSON: {e}"),
+                    })?;
+                Ok(Some(
+                    index.manifests.into_iter().map(|m| m.digest).collect(),
+                ))
+            }
+            _ => Err(self.failure(&what, repository, response).await),
+        }
+    }
+}
+
+/// Copies every artifact that refers to `digest` from the source repository to the target repository and
+/// returns how many it found. Referrers go by digest; convention tags keep their names (they are not release
+/// tags, and cosign rewrites them as signatures are added, so they may move).
+pub async fn copy_referrers(
+    source: &Registry,
+    source_ref: &Reference,
+    target: &Registry,
+    target_ref: &Reference,
+    digest: &Digest,
+    options: CopyOptions,
+) -> Result<usize, RegistryError> {
+    let mut copied = 0;
+    if let Some(referrers) = source.referrers(&source_ref.repository, digest).await? {
+        for referrer in referrers {
+            let pointer = Pointer::Digest(referrer);
+            copy_image(
+                source,
+                &source_ref.with_pointer(pointer.clone()),
+                target,
+                &target_ref.with_pointer(pointer),
+                options,
+            )
+            .await?;
+            copied += 1;
+        }
+    }
+    let fallback = format!("sha256-{}", digest.hex());
+    let tags = std::iter::once(fallback.clone())
+        .chain(COSIGN_SUFFIXES.iter().map(|s| format!("{fallback}.{s}")));
+    let moving = CopyOptions {
+        force: true,
+        ..options
+    };
+    for tag in tags {
+        let pointer = Pointer::Tag(tag);
+        let from = source_ref.with_pointer(pointer.clone());
+        if source.manifest_digest(&from).await?.is_none() {
+            continue;
+        }
+        copy_image(
+            source,
+            &from,
+            target,
+            &target_ref.with_pointer(pointer),
+            moving,
+        )
+        .await?;
+        copied += 1;
+    }
+    Ok(copied)
+}
