@@ -33,6 +33,52 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line and environment. A bad value that came from an environment variable is
+    /// reported under the variable's name: buildspecs set variables, and a flag the user never typed would
+    /// send them looking in the wrong place.
+    pub fn parse_or_exit() -> Cli {
+        let error = match Cli::try_parse() {
+            Ok(cli) => return cli,
+            Err(error) => error,
+        };
+        match variable_behind(&error) {
+            Some((flag, variable)) => {
+                let rendered = error.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                let message = first
+                    .replace(&format!("'{flag}'"), &variable)
+                    .replacen(&flag, &variable, 1);
+                eprintln!("{message}");
+                std::process::exit(i32::from(crate::exit::USAGE));
+            }
+            None => error.exit(),
+        }
+    }
+}
+
+/// The flag and environment variable of an invalid value that came from the environment, not the command
+/// line.
+fn variable_behind(error: &clap::Error) -> Option<(String, String)> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = flag.split_whitespace().next()?.strip_prefix("--")?;
+    let command = Cli::command();
+    let variable = std::iter::once(&command)
+        .chain(command.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    let typed =
+        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    (!typed && std::env::var_os(&variable).is_some()).then(|| (flag.clone(), variable))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The production CodeBuild step: promote every pending release on the queue, oldest first, record each,

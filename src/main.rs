@@ -1,11 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use ecr_promote::{cli, exit, logging};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    logging::init(cli.log_format);
+    let cli = cli::Cli::parse_or_exit();
+    let log_format = cli.log_format;
+    logging::init(log_format);
     // Two workers suffice: the work is waiting on registries, and each thread costs memory.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -21,8 +21,13 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::execute(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(exit::code_for(&error))
+            let code = exit::code_for(&error);
+            match log_format {
+                // In JSON mode the closing error is a log event too, so that every line parses.
+                logging::LogFormat::Json => tracing::error!(exit_code = code, "error: {error:#}"),
+                logging::LogFormat::Text => eprintln!("error: {error:#}"),
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -317,10 +317,14 @@ impl Promoter {
         };
         self.ledger.record_deploy(&promotion.tag, &deploy).await?;
         tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");
-        for definition in &definitions {
+        for image in &promotion.images {
             println!(
-                "deploying {} as container {} (release {}, commit {})",
-                definition.image_uri, definition.name, promotion.tag, promotion.commit
+                "deploying release {} (commit {}): {} ({}) to container {}",
+                promotion.tag,
+                promotion.commit,
+                image.target,
+                image.digest,
+                image.containers.join(", ")
             );
         }
         Ok(())
@@ -341,6 +345,28 @@ impl Promoter {
         let releases = self.ledger.releases().await?;
         let deployed_at = |r: &Record| r.last_deployed_at().unwrap_or(&r.promoted_at).to_owned();
         match releases.into_iter().max_by_key(deployed_at) {
+            Some(record) => Ok(Some(self.verified(record).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The recorded release published after `release`, newest first, if there is one (verified as
+    /// [`Promoter::recorded`] does).
+    pub async fn newer_than(&self, release: &Release) -> Result<Option<Promotion>> {
+        let Some(published) = release.published_at.as_deref() else {
+            return Ok(None);
+        };
+        let newest = self
+            .ledger
+            .releases()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.tag_name != release.tag_name
+                    && r.published_at.as_deref().is_some_and(|p| p > published)
+            })
+            .max_by(|a, b| a.published_at.cmp(&b.published_at));
+        match newest {
             Some(record) => Ok(Some(self.verified(record).await?)),
             None => Ok(None),
         }

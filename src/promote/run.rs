@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{DeployKind, Promoter, Promotion};
-use crate::intake::{self, Heartbeat, Pending, Policy, Queue, Reading};
+use crate::intake::{self, Heartbeat, Pending, Policy, Queue, Reading, Release};
 
 #[derive(Clone, Debug)]
 pub struct RunSettings {
@@ -121,7 +121,7 @@ async fn promote_pending(
         .into());
     }
 
-    let mut newest: Option<Promotion> = None;
+    let mut newest: Option<(Promotion, &Release)> = None;
     let mut failures = Vec::new();
     for Pending {
         message,
@@ -135,7 +135,7 @@ async fn promote_pending(
                     queue.delete(message).await?;
                 }
                 heartbeat.release(&message.id);
-                newest = Some(promotion);
+                newest = Some((promotion, release));
             }
             Err(error) => {
                 // Handed back at once, so that the next run retries it; the queue's redrive policy ends the
@@ -151,8 +151,15 @@ async fn promote_pending(
             }
         }
     }
-    if let Some(promotion) = &newest {
-        promoter.deploy(promotion, DeployKind::Promote).await?;
+    if let Some((promotion, release)) = &newest {
+        // A retried older release must not take production backwards past a newer one already recorded.
+        match promoter.newer_than(release).await? {
+            Some(newer) => {
+                tracing::warn!(release = %promotion.tag, newer = %newer.tag, "a newer release is recorded; deploying it rather than going back");
+                promoter.deploy(&newer, DeployKind::Promote).await?;
+            }
+            None => promoter.deploy(promotion, DeployKind::Promote).await?,
+        }
     }
     match failures.len() {
         0 => Ok(()),

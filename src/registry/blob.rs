@@ -119,29 +119,24 @@ impl Registry {
     }
 }
 
-/// What one blob copy did.
-pub enum BlobOutcome {
-    Skipped,
-    Copied(u64),
-}
-
-/// Copies one blob unless the target already has it. Transient failures restart the blob from the beginning
-/// (a new source GET and a new upload session), up to the target's retry policy.
+/// Copies one blob the target lacks. Transient failures restart the blob from the beginning (a new source GET
+/// and a new upload session), up to the target's retry policy. Returns the bytes moved.
 pub async fn copy_blob(
     source: &Registry,
     source_repository: &str,
     target: &Registry,
     target_repository: &str,
     blob: &Descriptor,
-) -> Result<BlobOutcome, RegistryError> {
-    if target.has_blob(target_repository, &blob.digest).await? {
-        return Ok(BlobOutcome::Skipped);
-    }
+) -> Result<u64, RegistryError> {
+    let started = std::time::Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
         match stream_blob(source, source_repository, target, target_repository, blob).await {
-            Ok(()) => return Ok(BlobOutcome::Copied(blob.size)),
+            Ok(()) => {
+                tracing::debug!(blob = %blob.digest, bytes = blob.size, attempt, ms = started.elapsed().as_millis() as u64, "copied blob");
+                return Ok(blob.size);
+            }
             Err(e) if e.is_transient() && attempt < target.retry.attempts => {
                 let wait = target.retry.delay(attempt, None);
                 tracing::warn!(blob = %blob.digest, error = %e, ?wait, "blob copy failed; starting it again");
@@ -161,8 +156,13 @@ async fn stream_blob(
     target_repository: &str,
     blob: &Descriptor,
 ) -> Result<(), RegistryError> {
-    let location = target.start_upload(target_repository).await?;
-    let body = match source.open_blob(source_repository, blob).await {
+    // Both round trips at once: neither needs the other's answer.
+    let (location, body) = tokio::join!(
+        target.start_upload(target_repository),
+        source.open_blob(source_repository, blob)
+    );
+    let location = location?;
+    let body = match body {
         Ok(response) => response,
         Err(e) => {
             target.cancel_upload(location).await;

@@ -5,12 +5,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::blob::{BlobOutcome, copy_blob};
+use super::blob::copy_blob;
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::manifest::{Content, Descriptor, Manifest};
 use super::reference::{Pointer, Reference};
 use super::transport::Registry;
+
+/// Blob existence checks in flight at once.
+const EXISTENCE_CHECKS: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 pub struct CopyOptions {
@@ -120,7 +123,19 @@ pub async fn copy_inspected(
     }
     let root = inspection.root;
     let (children, blobs) = walk(source, source_ref, &root).await?;
-    let outcomes: Vec<BlobOutcome> = stream::iter(&blobs)
+    // Existence checks are small requests: many at once, so that a rerun that moves nothing is quick.
+    let present: Vec<bool> = stream::iter(&blobs)
+        .map(|blob| target.has_blob(&target_ref.repository, &blob.digest))
+        .buffered(EXISTENCE_CHECKS)
+        .try_collect()
+        .await?;
+    let missing: Vec<&Descriptor> = blobs
+        .iter()
+        .zip(&present)
+        .filter(|(_, there)| !**there)
+        .map(|(b, _)| b)
+        .collect();
+    let copied: Vec<u64> = stream::iter(&missing)
         .map(|blob| {
             copy_blob(
                 source,
@@ -144,15 +159,9 @@ pub async fn copy_inspected(
     }
     target.put_manifest(target_ref, &root).await?;
 
-    for outcome in outcomes {
-        match outcome {
-            BlobOutcome::Copied(bytes) => {
-                report.blobs_copied += 1;
-                report.bytes_copied += bytes;
-            }
-            BlobOutcome::Skipped => report.blobs_skipped += 1,
-        }
-    }
+    report.blobs_copied = copied.len();
+    report.blobs_skipped = blobs.len() - copied.len();
+    report.bytes_copied = copied.iter().sum();
     report.manifests = children.len() + 1;
     report.elapsed = started.elapsed();
     Ok(report)

@@ -101,6 +101,49 @@ impl Image {
     pub fn blob_digests(&self) -> Vec<String> {
         self.blobs().map(sha256_digest).collect()
     }
+
+    /// A cosign-style signature of this image, as `cosign sign` pushes it: an OCI manifest whose
+    /// one layer is the simple-signing payload naming the image's digest, signature annotated.
+    pub fn cosign_signature(&self, docker_reference: &str) -> Image {
+        let payload = serde_json::to_vec(&json!({
+            "critical": {
+                "identity": { "docker-reference": docker_reference },
+                "image": { "docker-manifest-digest": self.digest() },
+                "type": "cosign container image signature",
+            },
+            "optional": null,
+        }))
+        .expect("serialise the signed payload");
+        let config = serde_json::to_vec(&json!({
+            "architecture": "",
+            "os": "",
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [sha256_digest(&payload)] },
+        }))
+        .expect("serialise the signature's config");
+        let mut layer = descriptor("application/vnd.dev.cosign.simplesigning.v1+json", &payload);
+        layer["annotations"] = json!({
+            "dev.cosignproject.cosign/signature": "MEUCIQDm2vY0Yw1Jr5bL7c0y1Q8m3f3Ow2Fv7u6rQm0gk1YhHwIgR1xR1Q==",
+        });
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": Flavour::Oci.manifest_media_type(),
+            "config": descriptor(Flavour::Oci.config_media_type(), &config),
+            "layers": [layer],
+        }))
+        .expect("serialise the signature's manifest");
+        Image {
+            flavour: Flavour::Oci,
+            config,
+            layers: vec![payload],
+            manifest,
+        }
+    }
+
+    /// The tag cosign stores this image's signature under: `sha256-<hex>.sig`.
+    pub fn cosign_signature_tag(&self) -> String {
+        format!("{}.sig", self.digest().replace(':', "-"))
+    }
 }
 
 /// An OCI image index over images for several platforms.

@@ -2,15 +2,19 @@
 //! Distribution registries standing in for the staging and production ECR registries. Every
 //! server listens on a free loopback port and stops when its handle is dropped.
 //!
-//! This module talks to the registries with its own small client, never the crate's, so that
-//! what a test reads back is an independent check of what the binary did.
+//! This module talks to the registries with its own small client, never the crate's, and to the
+//! queue and the table with its own SDK clients, so that what a test reads back is an independent
+//! check of what the binary did.
 
 // Each test crate compiles this module and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
+mod aws;
 mod front;
+mod github;
 mod image;
 mod moto;
+mod pipeline;
 mod process;
 mod registry;
 
@@ -20,9 +24,12 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+pub use aws::{Counts, MAX_RECEIVE_COUNT, Queue, Received, Table};
 pub use front::RedirectingFront;
+pub use github::{AUTHOR, DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping};
 pub use image::{Flavour, Image, Index};
 pub use moto::Moto;
+pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
 pub use registry::{Registry, Request};
 
 pub const STAGING_ACCOUNT: &str = "111111111111";

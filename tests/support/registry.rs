@@ -175,6 +175,29 @@ impl Registry {
             .collect()
     }
 
+    /// Every request so far that wrote: blob upload steps and manifest puts.
+    pub fn writes(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|request| request.is_blob_upload() || request.is_manifest_put())
+            .collect()
+    }
+
+    /// Deletes a blob's bytes from storage behind the registry's back, as a storage fault would:
+    /// the repository still links it, but reading it fails.
+    pub fn lose_blob(&self, digest: &str) {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .unwrap_or_else(|| panic!("{digest} is not a sha256 digest"));
+        let data = self
+            .storage_root()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data");
+        std::fs::remove_file(&data).unwrap_or_else(|error| panic!("remove {data:?}: {error}"));
+    }
+
     /// A request to this registry with its credentials.
     pub fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
         let url = if url.starts_with("http") {

@@ -1,0 +1,323 @@
+//! The test side's own SQS and DynamoDB clients, pointed at the world's moto: they set up the
+//! queue and the ledger table the binary uses, and read back what it left there.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use serde_json::Value;
+
+use super::REGION;
+use super::moto::Moto;
+
+/// moto, as the SDK sees it: static test credentials, one region, no lookups in the environment.
+fn config(moto: &Moto) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(moto.url())
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
+        .build()
+}
+
+/// A message received this many times moves to the dead-letter queue on its next receive.
+pub const MAX_RECEIVE_COUNT: u32 = 2;
+
+/// An SQS queue with a dead-letter queue behind it, as the release webhook's queue is set up.
+pub struct Queue {
+    client: aws_sdk_sqs::Client,
+    pub url: String,
+    pub dead_letter_url: String,
+}
+
+/// A message as the test side received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub id: String,
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// How many messages a queue holds, by state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    pub visible: u32,
+    /// Received and neither deleted nor back yet (in flight).
+    pub not_visible: u32,
+}
+
+impl Queue {
+    /// Creates `name` and `name-dead-letter`, with a redrive policy of MAX_RECEIVE_COUNT receives.
+    pub async fn create(moto: &Moto, name: &str) -> Queue {
+        let client = aws_sdk_sqs::Client::new(&config(moto));
+        let dead_letter_url = create_queue(&client, &format!("{name}-dead-letter"), None).await;
+        let dead_letter_arn = client
+            .get_queue_attributes()
+            .queue_url(&dead_letter_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("get the dead-letter queue's ARN")
+            .attributes()
+            .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("a queue ARN");
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dead_letter_arn,
+            "maxReceiveCount": MAX_RECEIVE_COUNT,
+        })
+        .to_string();
+        let url = create_queue(&client, name, Some(redrive)).await;
+        Queue {
+            client,
+            url,
+            dead_letter_url,
+        }
+    }
+
+    /// Sends `body` and returns the message id SQS gave it.
+    pub async fn send(&self, body: &str) -> String {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send a message")
+            .message_id()
+            .expect("a message id")
+            .to_string()
+    }
+
+    pub async fn counts(&self) -> Counts {
+        counts(&self.client, &self.url).await
+    }
+
+    /// The counts once every in-flight message is visible again (its visibility timeout ran
+    /// out), or when `limit` has passed.
+    pub async fn counts_once_visible(&self, limit: Duration) -> Counts {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let counts = self.counts().await;
+            if counts.not_visible == 0 {
+                // moto counts visible and in-flight messages at two instants: a message can turn
+                // visible between them and be in neither. Counted again, every one is visible.
+                return self.counts().await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return counts;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn dead_letter_counts(&self) -> Counts {
+        counts(&self.client, &self.dead_letter_url).await
+    }
+
+    /// Every message visible now, handed straight back (visible again) after reading. Each read
+    /// counts as a receive towards the redrive policy.
+    pub async fn peek(&self) -> Vec<Received> {
+        receive_and_hand_back(&self.client, &self.url).await
+    }
+
+    pub async fn peek_dead_letters(&self) -> Vec<Received> {
+        receive_and_hand_back(&self.client, &self.dead_letter_url).await
+    }
+}
+
+async fn create_queue(client: &aws_sdk_sqs::Client, name: &str, redrive: Option<String>) -> String {
+    let mut request = client.create_queue().queue_name(name);
+    if let Some(redrive) = redrive {
+        request = request.attributes(QueueAttributeName::RedrivePolicy, redrive);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("create queue {name}: {error:?}"))
+        .queue_url()
+        .expect("a queue URL")
+        .to_string()
+}
+
+async fn counts(client: &aws_sdk_sqs::Client, url: &str) -> Counts {
+    let answer = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("get the queue's message counts");
+    let attributes = answer.attributes().expect("queue attributes");
+    let count = |name: &QueueAttributeName| -> u32 {
+        attributes
+            .get(name)
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| panic!("no {name:?} in {attributes:?}"))
+    };
+    Counts {
+        visible: count(&QueueAttributeName::ApproximateNumberOfMessages),
+        not_visible: count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    }
+}
+
+async fn receive_and_hand_back(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Received> {
+    let mut received = Vec::new();
+    let mut receipts = Vec::new();
+    loop {
+        // Hidden while we read on, so that each message is read once; handed back below.
+        let answer = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .visibility_timeout(30)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .expect("receive messages");
+        if answer.messages().is_empty() {
+            break;
+        }
+        for message in answer.messages() {
+            received.push(Received {
+                id: message.message_id().expect("a message id").to_string(),
+                body: message.body().unwrap_or_default().to_string(),
+                receive_count: message
+                    .attributes()
+                    .and_then(|attributes| {
+                        attributes.get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                    })
+                    .and_then(|count| count.parse().ok())
+                    .expect("ApproximateReceiveCount"),
+            });
+            receipts.push(message.receipt_handle().expect("a receipt").to_string());
+        }
+    }
+    for receipt in receipts {
+        client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("hand a message back");
+    }
+    received
+}
+
+/// The ledger's DynamoDB table: string partition key `tag_name`, on demand.
+pub struct Table {
+    client: aws_sdk_dynamodb::Client,
+    pub name: String,
+}
+
+impl Table {
+    pub async fn create(moto: &Moto, name: &str) -> Table {
+        let client = aws_sdk_dynamodb::Client::new(&config(moto));
+        client
+            .create_table()
+            .table_name(name)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("tag_name")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("an attribute definition"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("tag_name")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("a key schema element"),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create table {name}: {error:?}"));
+        Table {
+            client,
+            name: name.to_string(),
+        }
+    }
+
+    /// The item recorded for `tag`, as JSON (strings, booleans, lists, maps; numbers as strings).
+    pub async fn item(&self, tag: &str) -> Option<Value> {
+        self.client
+            .get_item()
+            .table_name(&self.name)
+            .key("tag_name", AttributeValue::S(tag.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get an item")
+            .item()
+            .map(json_of_item)
+    }
+
+    /// Every item in the table, as JSON.
+    pub async fn items(&self) -> Vec<Value> {
+        self.client
+            .scan()
+            .table_name(&self.name)
+            .send()
+            .await
+            .expect("scan the table")
+            .items()
+            .iter()
+            .map(json_of_item)
+            .collect()
+    }
+
+    /// Writes an item of string attributes directly, as another run (or a person) might have.
+    pub async fn put(&self, attributes: &[(&str, &str)]) {
+        let item = attributes
+            .iter()
+            .map(|(name, value)| (name.to_string(), AttributeValue::S(value.to_string())))
+            .collect();
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put an item");
+    }
+}
+
+fn json_of_item(item: &HashMap<String, AttributeValue>) -> Value {
+    Value::Object(
+        item.iter()
+            .map(|(name, value)| (name.clone(), json_of(value)))
+            .collect(),
+    )
+}
+
+fn json_of(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(text) | AttributeValue::N(text) => Value::String(text.clone()),
+        AttributeValue::Bool(flag) => Value::Bool(*flag),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(list) => Value::Array(list.iter().map(json_of).collect()),
+        AttributeValue::M(map) => json_of_item(map),
+        // A string set has no order: sorted, so that tests can compare it.
+        AttributeValue::Ss(set) => {
+            let mut strings = set.clone();
+            strings.sort();
+            Value::Array(strings.into_iter().map(Value::String).collect())
+        }
+        other => panic!("the ledger has no use for {other:?}"),
+    }
+}

@@ -1,0 +1,154 @@
+//! The production pipeline's CodeBuild step in miniature: a world, the release queue with its
+//! dead-letter queue, the ledger table, a folder for the deploy files, and the settings that point
+//! `ecr-promote run` and `ecr-promote promote` at them.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::aws::{Queue, Table};
+use super::{Flavour, Image, World};
+
+/// The repository name in both registries, and the ECS container that runs it.
+pub const REPOSITORY: &str = "api";
+pub const CONTAINER: &str = "api";
+pub const TABLE: &str = "releases";
+/// The shortest visibility timeout the binary accepts: a message it leaves reappears this soon.
+pub const VISIBILITY_SECONDS: u64 = 3;
+
+pub struct Pipeline {
+    pub world: World,
+    pub queue: Queue,
+    pub table: Table,
+}
+
+impl Pipeline {
+    pub async fn start() -> Pipeline {
+        Pipeline::around(World::start().await).await
+    }
+
+    /// A pipeline around a world the test started itself (e.g. with a registry moto's token does
+    /// not open).
+    pub async fn around(world: World) -> Pipeline {
+        let (queue, table) = tokio::join!(
+            Queue::create(&world.moto, "github-releases"),
+            Table::create(&world.moto, TABLE)
+        );
+        std::fs::create_dir(world.dir().join("out")).expect("create the output folder");
+        Pipeline {
+            world,
+            queue,
+            table,
+        }
+    }
+
+    /// `<staging ECR host>/api`
+    pub fn source_repository(&self) -> String {
+        self.world.staging.reference(REPOSITORY)
+    }
+
+    /// `<production ECR host>/api`
+    pub fn target_repository(&self) -> String {
+        self.world.production.reference(REPOSITORY)
+    }
+
+    /// Where the binary is told to write imagedefinitions.json.
+    pub fn imagedefinitions_path(&self) -> PathBuf {
+        self.output_dir().join("imagedefinitions.json")
+    }
+
+    /// The folder the binary runs in and writes its deploy files to.
+    pub fn output_dir(&self) -> PathBuf {
+        self.world.dir().join("out")
+    }
+
+    /// A deploy file the binary wrote, parsed; `None` if it wrote none.
+    pub fn deploy_file(&self, name: &str) -> Option<Value> {
+        let path = self.output_dir().join(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => panic!("read {path:?}: {error}"),
+        };
+        Some(serde_json::from_str(&text).unwrap_or_else(|error| panic!("{path:?}: {error}")))
+    }
+
+    /// The files in the output folder, by name.
+    pub fn output_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.output_dir())
+            .expect("list the output folder")
+            .map(|entry| {
+                entry
+                    .expect("an output folder entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `<production repository>:<tag>`, as imagedefinitions.json names a release.
+    pub fn production_image(&self, tag: &str) -> String {
+        format!("{}:{tag}", self.target_repository())
+    }
+
+    /// Pushes a fresh random image to staging `api:<tag>`, as the staging build does.
+    pub async fn stage(&self, tag: &str) -> Image {
+        self.stage_in(REPOSITORY, tag).await
+    }
+
+    /// Pushes a fresh random image to staging `<repository>:<tag>`.
+    pub async fn stage_in(&self, repository: &str, tag: &str) -> Image {
+        let image = Image::random(&[200_000, 3_000], Flavour::Oci);
+        self.world.staging.push_image(repository, tag, &image).await;
+        image
+    }
+
+    /// `ecr-promote run` with the CodeBuild step's settings: this queue (no long poll, the shortest
+    /// visibility), both repositories, the table, one container and the output folder.
+    pub fn run_command(&self) -> tokio::process::Command {
+        let mut command = self.promotion_command("run");
+        command
+            .env("PROMOTE_QUEUE_URL", &self.queue.url)
+            .env("PROMOTE_WAIT_SECONDS", "0")
+            .env("PROMOTE_VISIBILITY_SECONDS", VISIBILITY_SECONDS.to_string());
+        command
+    }
+
+    /// `ecr-promote promote` with the same settings, and no queue.
+    pub fn promote_command(&self) -> tokio::process::Command {
+        self.promotion_command("promote")
+    }
+
+    /// `ecr-promote redeploy <tag>` with the same settings.
+    pub fn redeploy_command(&self, tag: &str) -> tokio::process::Command {
+        let mut command = self.promotion_command("redeploy");
+        command.arg(tag);
+        command
+    }
+
+    /// `ecr-promote <subcommand>` reading this pipeline's table (`history`, `show`).
+    pub fn ledger_command(&self, subcommand: &str) -> tokio::process::Command {
+        let mut command = self.world.command();
+        command
+            .arg(subcommand)
+            .current_dir(self.output_dir())
+            .env("PROMOTE_TABLE", &self.table.name);
+        command
+    }
+
+    fn promotion_command(&self, subcommand: &str) -> tokio::process::Command {
+        let mut command = self.world.command();
+        command
+            .arg(subcommand)
+            .current_dir(self.output_dir())
+            .env("PROMOTE_SOURCE_REPOSITORY", self.source_repository())
+            .env("PROMOTE_TARGET_REPOSITORY", self.target_repository())
+            .env("PROMOTE_TABLE", &self.table.name)
+            .env("PROMOTE_CONTAINER_NAME", CONTAINER)
+            .env("PROMOTE_IMAGEDEFINITIONS", self.imagedefinitions_path());
+        command
+    }
+}
