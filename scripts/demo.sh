@@ -4,7 +4,8 @@
 # Starts moto (SQS, DynamoDB, ECR's API, STS) and two Distribution registries standing in for the staging
 # and production accounts' ECR, pushes an image into "staging" tagged with a commit hash, enqueues a GitHub
 # release event as API Gateway would, runs `ecr-promote run`, and shows the outcome. Then runs again with the
-# queue empty, as a re-triggered pipeline would, redeploying the newest recorded release.
+# queue empty, as a re-triggered pipeline would, redeploying the release deployed last; shows the history
+# and an explicit redeploy.
 # Everything listens on 127.0.0.1, lives in one temp folder and is stopped and removed at the end.
 set -euo pipefail
 
@@ -107,9 +108,14 @@ echo "ledger item:"
 echo "imagedefinitions.json:"
 cat "$PROMOTE_IMAGEDEFINITIONS"
 
-say "the pipeline is re-run with nothing on the queue: redeploy the newest recorded release"
+say "ecr-promote history, then a rollback-style redeploy of v1.0.0 (copies nothing)"
 rm "$PROMOTE_IMAGEDEFINITIONS"
-PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY=true "$BIN" run
+"$BIN" history
+CODEBUILD_INITIATOR=demo-user "$BIN" redeploy v1.0.0
 cat "$PROMOTE_IMAGEDEFINITIONS"
+"$BIN" show v1.0.0
+
+say "the pipeline is re-run with nothing on the queue: redeploy the release deployed last"
+PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY=true "$BIN" run
 
 say "done; stopping the local world"
