@@ -47,17 +47,7 @@ impl Registry {
             | StatusCode::METHOD_NOT_ALLOWED
             | StatusCode::NOT_IMPLEMENTED => Ok(None),
             s if s.is_success() => {
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| self.network(&what, &e))?;
-                let index: ReferrerIndex =
-                    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
-                        what: what.clone(),
-                        host: self.host.clone(),
-                        status: s,
-                        detail: format!(": the referrers index is not JSON: {e}"),
-                    })?;
+                let index: ReferrerIndex = self.json(&what, response).await?;
                 Ok(Some(
                     index.manifests.into_iter().map(|m| m.digest).collect(),
                 ))

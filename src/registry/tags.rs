@@ -43,17 +43,7 @@ impl Registry {
                 return Err(self.failure(&what, repository, response).await);
             }
             url = next_page(&response);
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| self.network(&what, &e))?;
-            let body: TagPage =
-                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
-                    what: what.clone(),
-                    host: self.host.clone(),
-                    status: StatusCode::OK,
-                    detail: format!(": the tag list is not JSON: {e}"),
-                })?;
+            let body: TagPage = self.json(&what, response).await?;
             tags.extend(body.tags.unwrap_or_default());
         }
         Ok(tags)

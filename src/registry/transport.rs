@@ -173,6 +173,22 @@ impl Registry {
         }
     }
 
+    /// Reads a successful answer's JSON body.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        response: Response,
+    ) -> Result<T, RegistryError> {
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.network(what, &e))?;
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
+            what: what.to_owned(),
+            host: self.host.clone(),
+            status,
+            detail: format!(": the answer is not the JSON expected: {e}"),
+        })
+    }
+
     /// Whether the repository exists: asked only after a miss, to tell "no such tag" from "no such
     /// repository", which some registries (Distribution) answer alike.
     pub async fn repository_exists(&self, repository: &str) -> Result<bool, RegistryError> {
