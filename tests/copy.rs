@@ -354,3 +354,40 @@ async fn a_large_layer_arrives_byte_for_byte() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_source_role_is_assumed_for_the_source_registry() {
+    let world = World::start().await;
+    let image = Image::random(&[100_000], Flavour::Oci);
+    world.staging.push_image("api", COMMIT, &image).await;
+    let role = format!("arn:aws:iam::{STAGING_ACCOUNT}:role/staging-image-pull");
+
+    let outcome = run(world
+        .command()
+        .env("PROMOTE_SOURCE_ROLE_ARN", &role)
+        .arg("copy")
+        .arg(world.staging.reference(&format!("api:{COMMIT}")))
+        .arg(world.production.reference(&format!("api:{RELEASE}"))))
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+    // moto keeps every role it handed credentials for: the run must have asked STS for this one.
+    let body = reqwest::get(format!("{}/moto-api/data.json", world.moto.url()))
+        .await
+        .expect("read moto's state")
+        .bytes()
+        .await
+        .expect("read moto's state");
+    let state: serde_json::Value = serde_json::from_slice(&body).expect("moto's state is JSON");
+    let assumed: Vec<&str> = state["sts"]["AssumedRole"]
+        .as_array()
+        .map(|roles| {
+            roles
+                .iter()
+                .filter_map(|r| r["role_arn"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(assumed, [role.as_str()], "roles assumed: {state}");
+}
