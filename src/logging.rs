@@ -1,6 +1,8 @@
 //! Log lines on stderr: plain text for people, JSON for CloudWatch Logs Insights.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -11,18 +13,25 @@ pub enum LogFormat {
 
 /// `RUST_LOG` overrides the level; the SDK's own chatter stays at warnings unless asked for.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_ecr=warn")
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_ecr=warn"));
+    // At trace level the SDK logs response bodies, and GetAuthorizationToken's body is a registry password:
+    // those events are dropped whatever RUST_LOG asks.
+    let no_bodies = filter_fn(|event| {
+        !(event.target().starts_with("aws_smithy") && *event.level() == tracing::Level::TRACE)
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    match format {
-        LogFormat::Text => builder
+    let lines = match format {
+        LogFormat::Text => lines
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .compact()
-            .init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+            .boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines.with_filter(no_bodies))
+        .init();
 }

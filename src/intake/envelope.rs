@@ -34,7 +34,8 @@ pub fn unwrap(body: &str) -> Result<Delivery, String> {
             .map_err(|e| format!("the message body is not JSON: {e}"))?,
         ..Delivery::default()
     };
-    for _ in 0..MAX_DEPTH {
+    // One pass per envelope, and one more to find the payload.
+    for _ in 0..=MAX_DEPTH {
         let Some(object) = delivery.payload.as_object() else {
             return Err("the message body is JSON but not an object".into());
         };

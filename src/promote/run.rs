@@ -122,6 +122,9 @@ async fn promote_pending(
     }
 
     let mut newest: Option<(Promotion, &Release)> = None;
+    // Deleted only once the deploy files are written: a crash before that leaves the messages to reappear,
+    // and promoting a release again is harmless, so the next run deploys what this one could not.
+    let mut promoted = Vec::new();
     let mut failures = Vec::new();
     for Pending {
         message,
@@ -131,10 +134,7 @@ async fn promote_pending(
     {
         match promoter.promote(release, delivery.as_deref()).await {
             Ok(promotion) => {
-                if !promoter.dry_run() {
-                    queue.delete(message).await?;
-                }
-                heartbeat.release(&message.id);
+                promoted.push(message);
                 newest = Some((promotion, release));
             }
             Err(error) => {
@@ -160,6 +160,12 @@ async fn promote_pending(
             }
             None => promoter.deploy(promotion, DeployKind::Promote).await?,
         }
+    }
+    for message in promoted {
+        if !promoter.dry_run() {
+            queue.delete(message).await?;
+        }
+        heartbeat.release(&message.id);
     }
     match failures.len() {
         0 => Ok(()),

@@ -129,12 +129,14 @@ pub async fn copy_inspected(
         .buffered(EXISTENCE_CHECKS)
         .try_collect()
         .await?;
-    let missing: Vec<&Descriptor> = blobs
+    let mut missing: Vec<&Descriptor> = blobs
         .iter()
         .zip(&present)
         .filter(|(_, there)| !**there)
         .map(|(b, _)| b)
         .collect();
+    // Largest first, so that the last blob to finish is a small one.
+    missing.sort_by_key(|blob| std::cmp::Reverse(blob.size));
     let copied: Vec<u64> = stream::iter(&missing)
         .map(|blob| {
             copy_blob(

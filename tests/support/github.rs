@@ -4,7 +4,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+use sha2::Sha256;
 
 pub const GITHUB_REPOSITORY: &str = "acme/shop";
 pub const AUTHOR: &str = "octocat";
@@ -222,6 +224,29 @@ impl Envelope {
                 "detail": payload(),
             }),
         };
+        message.to_string()
+    }
+}
+
+/// `X-Hub-Signature-256` as GitHub computes it: `sha256=<hex HMAC-SHA256 of the raw body>`.
+pub fn signature(body: &str, secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("an HMAC key");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Envelope {
+    /// As [`Envelope::wrap`], with the delivery signed with `secret`; only the API Gateway
+    /// envelopes carry the headers a signature travels in.
+    pub fn wrap_signed(self, event: &str, body: &str, secret: &str) -> String {
+        let header = match self {
+            Envelope::ApiGatewayV1 => "X-Hub-Signature-256",
+            Envelope::ApiGatewayV2 => "x-hub-signature-256",
+            other => panic!("{other:?} carries no webhook headers to sign"),
+        };
+        let mut message: Value =
+            serde_json::from_str(&self.wrap(event, body)).expect("an envelope is JSON");
+        message["headers"][header] = json!(signature(body, secret));
         message.to_string()
     }
 }

@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod aws;
+mod faults;
 mod front;
 mod github;
 mod image;
@@ -17,6 +18,7 @@ mod moto;
 mod pipeline;
 mod process;
 mod registry;
+mod wait;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,12 +27,16 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 pub use aws::{Counts, MAX_RECEIVE_COUNT, Queue, Received, Table};
+pub use faults::FaultyFront;
 pub use front::RedirectingFront;
-pub use github::{AUTHOR, DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping};
+pub use github::{
+    AUTHOR, DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature,
+};
 pub use image::{Flavour, Image, Index};
 pub use moto::Moto;
 pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
 pub use registry::{Registry, Request};
+pub use wait::wait_until;
 
 pub const STAGING_ACCOUNT: &str = "111111111111";
 pub const PRODUCTION_ACCOUNT: &str = "222222222222";

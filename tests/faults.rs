@@ -1,0 +1,137 @@
+//! Faults injected: registries answer 503 and 429 or drop a connection half way through a blob,
+//! as ECR and the network between accounts sometimes do. A passing fault is retried and the copy
+//! keeps its digest; a lasting one fails with a line naming the registry, and a rerun once it
+//! clears succeeds.
+
+mod support;
+
+use support::{FaultyFront, Flavour, Image, Outcome, Registry, World, run};
+
+const COMMIT: &str = "3f2a9c1";
+const RELEASE: &str = "v1.2.0";
+const REPOSITORY: &str = "api";
+
+/// A world whose `registry` (staging or production) is reached through a faulty front.
+async fn world_with_faulty(production: bool) -> (World, FaultyFront) {
+    let mut world = World::start().await;
+    let registry = if production {
+        &world.production
+    } else {
+        &world.staging
+    };
+    let front = FaultyFront::start(registry).await;
+    let host = registry.ecr_host();
+    world.route(&host, &front.url());
+    (world, front)
+}
+
+/// Stages an image of a few layers under COMMIT.
+async fn stage(world: &World) -> Image {
+    let image = Image::random(&[2 << 20, 300_000, 1_000], Flavour::Oci);
+    world.staging.push_image(REPOSITORY, COMMIT, &image).await;
+    image
+}
+
+/// `ecr-promote copy` of staging `api:COMMIT` to production `api:RELEASE`.
+async fn promote(world: &World) -> Outcome {
+    run(world
+        .command()
+        .arg("copy")
+        .arg(world.staging.reference(&format!("{REPOSITORY}:{COMMIT}")))
+        .arg(
+            world
+                .production
+                .reference(&format!("{REPOSITORY}:{RELEASE}")),
+        ))
+    .await
+}
+
+/// Production holds `image` under RELEASE, manifest bytes and every blob.
+async fn assert_promoted(production: &Registry, image: &Image) {
+    let (_, manifest) = production
+        .manifest(REPOSITORY, RELEASE)
+        .await
+        .unwrap_or_else(|| panic!("production has no {REPOSITORY}:{RELEASE}"));
+    assert_eq!(
+        manifest, image.manifest,
+        "the manifest bytes, so the digest"
+    );
+    for (digest, bytes) in image.blob_digests().iter().zip(image.blobs()) {
+        assert_eq!(
+            production.blob(REPOSITORY, digest).await,
+            bytes,
+            "blob {digest}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passing_503s_and_429s_from_production_are_retried() {
+    let (world, front) = world_with_faulty(true).await;
+    let image = stage(&world).await;
+    front.answer("POST", "/blobs/uploads/", 503, 2);
+    front.answer("PUT", "/blobs/uploads/", 503, 1);
+    front.answer("HEAD", "/blobs/", 429, 2);
+    front.answer("PUT", "/manifests/", 429, 1);
+
+    let outcome = promote(&world).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), 6, "every fault was met");
+    assert_promoted(&world.production, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passing_503s_from_staging_are_retried() {
+    let (world, front) = world_with_faulty(false).await;
+    let image = stage(&world).await;
+    front.answer("GET", "/manifests/", 503, 2);
+    front.answer("GET", "/blobs/", 503, 2);
+
+    let outcome = promote(&world).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), 4, "every fault was met");
+    assert_promoted(&world.production, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_download_cut_half_way_is_fetched_again() {
+    let (world, front) = world_with_faulty(false).await;
+    let image = stage(&world).await;
+    let largest = image.blob_digests()[1].clone();
+    front.cut_body_once("GET", &format!("/blobs/{largest}"));
+
+    let outcome = promote(&world).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), 1, "the download was cut");
+    assert_promoted(&world.production, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lasting_503_fails_naming_the_registry_and_a_rerun_after_it_clears_succeeds() {
+    let (world, front) = world_with_faulty(true).await;
+    let image = stage(&world).await;
+    front.answer("POST", "/blobs/uploads/", 503, usize::MAX);
+
+    let failed = promote(&world).await;
+
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let error = failed.error_line();
+    assert!(
+        error.contains(&world.production.ecr_host()) && error.contains("503"),
+        "names the registry and its answer: {error}"
+    );
+    assert_eq!(
+        world.production.manifest_digest(REPOSITORY, RELEASE).await,
+        None,
+        "no tag from a failed copy"
+    );
+
+    front.clear();
+    let rerun = promote(&world).await;
+
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_promoted(&world.production, &image).await;
+}
