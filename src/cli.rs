@@ -147,7 +147,7 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    pub fn connector(&self) -> Result<Connector> {
+    pub fn connector(&self) -> Connector {
         Connector::new(
             self.registry_endpoints.clone().unwrap_or_default(),
             self.source_role_arn.clone(),
@@ -313,7 +313,7 @@ impl PromotionArgs {
     }
 
     async fn promoter(&self, settings: Settings, table: &str) -> Result<Promoter> {
-        let connector = self.registries.connector()?;
+        let connector = self.registries.connector();
         let ledger = Ledger::new(connector.aws().await, table);
         Promoter::open(settings, connector, ledger).await
     }
@@ -582,7 +582,7 @@ async fn promote_one(args: PromoteArgs) -> Result<()> {
 }
 
 async fn copy(args: CopyArgs) -> Result<()> {
-    let connector = args.registries.connector()?;
+    let connector = args.registries.connector();
     let source = connector.connect(&args.source.host, Side::Source).await?;
     let target =
         if args.target.host == args.source.host && args.registries.source_role_arn.is_none() {

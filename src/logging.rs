@@ -13,8 +13,9 @@ pub enum LogFormat {
 
 /// `RUST_LOG` overrides the level; the SDK's own chatter stays at warnings unless asked for.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_ecr=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_ecr=warn")
+    });
     // At trace level the SDK logs response bodies, and GetAuthorizationToken's body is a registry password:
     // those events are dropped whatever RUST_LOG asks.
     let no_bodies = filter_fn(|event| {

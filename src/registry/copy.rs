@@ -79,10 +79,16 @@ pub async fn inspect(
     target: &Registry,
     target_ref: &Reference,
 ) -> Result<Inspection, RegistryError> {
-    let root = source.get_manifest(source_ref).await?;
+    let (root, existing) = tokio::join!(
+        source.get_manifest(source_ref),
+        target.manifest_digest(target_ref)
+    );
+    let root = root?;
     root.content(&source_ref.to_string())?;
-    let existing = target.manifest_digest(target_ref).await?;
-    Ok(Inspection { root, existing })
+    Ok(Inspection {
+        root,
+        existing: existing?,
+    })
 }
 
 /// Copies the image at `source_ref` to `target_ref`. The manifest bytes are copied verbatim, so the target

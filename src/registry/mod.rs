@@ -18,6 +18,8 @@ mod transport;
 
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
+use std::sync::OnceLock;
+
 use tokio::sync::OnceCell;
 
 pub use copy::{CopyOptions, CopyReport, Inspection, copy_image, copy_inspected, inspect};
@@ -48,29 +50,51 @@ impl std::fmt::Display for Side {
 /// ECR host needs it (copies between other registries never touch AWS).
 pub struct Connector {
     endpoints: Endpoints,
-    http: reqwest::Client,
+    /// HTTP clients, built on first use: one that verifies TLS with the system's roots, and one for
+    /// registries reached over plain http (the local world), which skips loading those roots — a tenth of a
+    /// copy that moves nothing. A plain-http registry that redirects to https would need the other; none
+    /// of the local world's does.
+    tls: OnceLock<reqwest::Client>,
+    plain: OnceLock<reqwest::Client>,
     source_role: Option<String>,
     aws: OnceCell<SdkConfig>,
     source_aws: OnceCell<SdkConfig>,
 }
 
+fn http_client(tls: bool) -> Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!("ecr-promote/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        // A stalled transfer is a dropped one: give up on it and let the retry start it again.
+        .read_timeout(std::time::Duration::from_secs(60));
+    let builder = if tls {
+        builder
+    } else {
+        builder.tls_certs_only(Vec::<reqwest::Certificate>::new())
+    };
+    builder.build().context("building the HTTP client")
+}
+
 impl Connector {
-    pub fn new(endpoints: Endpoints, source_role: Option<String>) -> Result<Connector> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("ecr-promote/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(10))
-            // A stalled transfer is a dropped one: give up on it and let the retry start it again.
-            .read_timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("building the HTTP client")?;
-        Ok(Connector {
+    pub fn new(endpoints: Endpoints, source_role: Option<String>) -> Connector {
+        Connector {
             endpoints,
-            http,
+            tls: OnceLock::new(),
+            plain: OnceLock::new(),
             source_role,
             aws: OnceCell::new(),
             source_aws: OnceCell::new(),
-        })
+        }
+    }
+
+    fn http(&self, tls: bool) -> Result<reqwest::Client> {
+        let cell = if tls { &self.tls } else { &self.plain };
+        if let Some(client) = cell.get() {
+            return Ok(client.clone());
+        }
+        let client = http_client(tls)?;
+        Ok(cell.get_or_init(|| client).clone())
     }
 
     /// AWS configuration as the SDK finds it (environment, profile, SSO, container or instance role).
@@ -117,12 +141,7 @@ impl Connector {
                 ),
             },
         };
-        Ok(Registry::new(
-            host,
-            base,
-            self.http.clone(),
-            credentials,
-            origin,
-        ))
+        let http = self.http(base.scheme() == "https")?;
+        Ok(Registry::new(host, base, http, credentials, origin))
     }
 }
