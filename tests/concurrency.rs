@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    Counts, Envelope, Flavour, Image, Outcome, Pipeline, REPOSITORY, ReleaseEvent, run, wait_until,
+    Envelope, Flavour, Image, Outcome, Pipeline, REPOSITORY, ReleaseEvent, run, wait_until,
 };
 
 /// Large enough that a copy is still going on when the second run starts.
@@ -89,19 +89,6 @@ async fn assert_each_promoted_once(pipeline: &Pipeline, releases: &[(&str, &Imag
     assert_eq!(recorded, expected, "one ledger item per release: {items:?}");
 }
 
-async fn assert_queue_empty(pipeline: &Pipeline) {
-    let empty = Counts {
-        visible: 0,
-        not_visible: 0,
-    };
-    assert_eq!(pipeline.queue.counts().await, empty, "queue");
-    assert_eq!(
-        pipeline.queue.dead_letter_counts().await,
-        empty,
-        "dead-letter queue"
-    );
-}
-
 /// imagedefinitions.json deploys one of `tags` (each run deploys the newest it promoted).
 fn assert_deploys_one_of(pipeline: &Pipeline, tags: &[&str]) {
     let written = pipeline
@@ -140,7 +127,7 @@ async fn two_runs_on_one_queue_promote_each_release_exactly_once() {
         .map(|((tag, _), image)| (*tag, image))
         .collect();
     assert_each_promoted_once(&pipeline, &promoted).await;
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
     assert_deploys_one_of(&pipeline, &releases.map(|(tag, _)| tag));
 }
 
@@ -159,7 +146,7 @@ async fn two_runs_given_the_same_release_twice_record_it_once() {
 
     assert_shared_out(&outcomes);
     assert_each_promoted_once(&pipeline, &[("v2.0.0", &image)]).await;
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
     assert_deploys_one_of(&pipeline, &["v2.0.0"]);
     let item: Value = pipeline.table.item("v2.0.0").await.expect("recorded");
     assert_eq!(item["commit"], commit, "{item}");
@@ -203,6 +190,6 @@ async fn a_second_run_promoting_the_same_release_mid_copy_records_it_once() {
         assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     }
     assert_each_promoted_once(&pipeline, &[("v3.0.0", &image)]).await;
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
     assert_deploys_one_of(&pipeline, &["v3.0.0"]);
 }

@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::{
-    Counts, Envelope, Flavour, Image, Outcome, Pipeline, REPOSITORY, ReleaseEvent,
-    VISIBILITY_SECONDS, run, wait_until,
+    Envelope, Flavour, Image, Outcome, Pipeline, REPOSITORY, ReleaseEvent, VISIBILITY_SECONDS, run,
+    wait_until,
 };
 
 const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
@@ -91,31 +91,15 @@ async fn assert_rerun_converges(pipeline: &Pipeline, image: &Image) {
         ),
         _ => panic!("the queue holds {left:?}"),
     }
-    let production = &pipeline.world.production;
-    assert_eq!(
-        production.manifest_digest(REPOSITORY, RELEASE).await,
-        Some(image.digest()),
-        "production {REPOSITORY}:{RELEASE} is the staging digest"
-    );
-    assert!(
-        production.has_blobs_of(REPOSITORY, image).await,
-        "production has every blob of {RELEASE}"
-    );
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, image)
+        .await;
     let items = pipeline.table.items().await;
     assert_eq!(items.len(), 1, "one ledger item: {items:?}");
     assert_eq!(items[0]["tag_name"], RELEASE, "{items:?}");
     assert_eq!(items[0]["digest"], image.digest().as_str(), "{items:?}");
     assert_eq!(items[0]["commit"], COMMIT, "{items:?}");
-    let empty = Counts {
-        visible: 0,
-        not_visible: 0,
-    };
-    assert_eq!(pipeline.queue.counts().await, empty, "queue");
-    assert_eq!(
-        pipeline.queue.dead_letter_counts().await,
-        empty,
-        "dead-letter queue"
-    );
+    pipeline.assert_queue_empty().await;
     let written = pipeline
         .deploy_file("imagedefinitions.json")
         .expect("imagedefinitions.json was written, by the killed run or the rerun");

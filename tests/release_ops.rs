@@ -95,61 +95,6 @@ fn assert_recent(time: &Value) {
     assert!(age < Duration::from_secs(300), "{text} is {age:?} old");
 }
 
-/// Production holds `image` under `repository:tag`, digest for digest, with every blob.
-async fn assert_in_production(pipeline: &Pipeline, repository: &str, tag: &str, image: &Image) {
-    let production = &pipeline.world.production;
-    assert_eq!(
-        production.manifest_digest(repository, tag).await,
-        Some(image.digest()),
-        "production {repository}:{tag} is the staging digest"
-    );
-    assert!(
-        production.has_blobs_of(repository, image).await,
-        "production has every blob of {repository}:{tag}"
-    );
-}
-
-/// The queue still holds exactly `bodies`, visible again once the binary's timeout ran out.
-async fn assert_kept(pipeline: &Pipeline, bodies: &[&str]) {
-    let counts = pipeline
-        .queue
-        .counts_once_visible(Duration::from_secs(VISIBILITY_SECONDS + 5))
-        .await;
-    assert_eq!(
-        counts,
-        Counts {
-            visible: bodies.len() as u32,
-            not_visible: 0
-        },
-        "messages left on the queue (dead letters: {:?})",
-        pipeline.queue.dead_letter_counts().await
-    );
-    let mut received: Vec<String> = pipeline
-        .queue
-        .peek()
-        .await
-        .into_iter()
-        .map(|message| message.body)
-        .collect();
-    received.sort();
-    let mut expected: Vec<String> = bodies.iter().map(|body| body.to_string()).collect();
-    expected.sort();
-    assert_eq!(received, expected, "bodies left on the queue");
-}
-
-async fn assert_queue_empty(pipeline: &Pipeline) {
-    let empty = Counts {
-        visible: 0,
-        not_visible: 0,
-    };
-    assert_eq!(pipeline.queue.counts().await, empty, "queue");
-    assert_eq!(
-        pipeline.queue.dead_letter_counts().await,
-        empty,
-        "dead-letter queue"
-    );
-}
-
 /// Deploy timestamps have whole seconds: two deploys that must be ordered are this far apart.
 async fn next_second() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -625,8 +570,8 @@ async fn a_release_of_two_images_from_a_config_ships_and_records_both() {
         let outcome = run(&mut with_config(pipeline.run_command(), &config)).await;
 
         assert_eq!(outcome.code, 0, "{name}: {}", outcome.stderr);
-        assert_in_production(&pipeline, REPOSITORY, tag, &api).await;
-        assert_in_production(&pipeline, WORKER, tag, &worker).await;
+        pipeline.assert_in_production(REPOSITORY, tag, &api).await;
+        pipeline.assert_in_production(WORKER, tag, &worker).await;
         let production = &pipeline.world.production;
         assert_eq!(
             pipeline.deploy_file("imagedefinitions.json"),
@@ -648,7 +593,7 @@ async fn a_release_of_two_images_from_a_config_ships_and_records_both() {
         assert_eq!(recorded["containers"], json!([REPOSITORY, WORKER]));
         assert_eq!(recorded["commit"], commit);
         assert_eq!(recorded["digest"], api.digest(), "the first image's");
-        assert_queue_empty(&pipeline).await;
+        pipeline.assert_queue_empty().await;
     }
     assert_eq!(pipeline.table.items().await.len(), 2);
 }
@@ -692,7 +637,7 @@ async fn a_release_whose_second_image_would_move_a_tag_is_refused_before_any_cop
     );
     assert_eq!(pipeline.table.items().await, Vec::<Value>::new());
     assert_eq!(pipeline.output_files(), Vec::<String>::new());
-    assert_kept(&pipeline, &[&message]).await;
+    pipeline.assert_kept(&[&message]).await;
 }
 
 #[tokio::test]
@@ -745,8 +690,12 @@ async fn a_release_whose_second_copy_fails_records_nothing_and_is_retried() {
     let outcome = run(&mut with_config(pipeline.run_command(), &config)).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, REPOSITORY, "v2.0.0", &api).await;
-    assert_in_production(&pipeline, WORKER, "v2.0.0", &worker).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v2.0.0", &api)
+        .await;
+    pipeline
+        .assert_in_production(WORKER, "v2.0.0", &worker)
+        .await;
     assert_eq!(
         item(&pipeline, "v2.0.0").await["images"],
         json!([
@@ -754,7 +703,7 @@ async fn a_release_whose_second_copy_fails_records_nothing_and_is_retried() {
             image_entry(&pipeline, WORKER, "v2.0.0", &worker),
         ])
     );
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
 }
 
 /// `sha256=<hex HMAC-SHA256 of body>`, as GitHub signs a delivery.
@@ -807,13 +756,13 @@ async fn with_a_webhook_secret_only_correctly_signed_deliveries_are_promoted() {
 
         assert_eq!(outcome.code, 0, "{envelope:?}: {}", outcome.stderr);
         assert_secret_not_printed(&outcome);
-        assert_in_production(&pipeline, REPOSITORY, tag, &image).await;
+        pipeline.assert_in_production(REPOSITORY, tag, &image).await;
         assert_eq!(item(&pipeline, tag).await["digest"], image.digest());
         assert_eq!(
             pipeline.deploy_file("imagedefinitions.json"),
             Some(imagedefinitions(&pipeline, tag))
         );
-        assert_queue_empty(&pipeline).await;
+        pipeline.assert_queue_empty().await;
     }
     let writes = pipeline.world.production.writes();
     let tampered_body = ReleaseEvent::published("v6.6.6", COMMIT)
@@ -868,7 +817,7 @@ async fn with_a_webhook_secret_only_correctly_signed_deliveries_are_promoted() {
     }
     assert_eq!(pipeline.world.production.writes(), writes);
     assert_eq!(pipeline.output_files(), Vec::<String>::new());
-    assert_kept(&pipeline, &[&tampered, &unsigned]).await;
+    pipeline.assert_kept(&[&tampered, &unsigned]).await;
 }
 
 #[tokio::test]
@@ -881,11 +830,13 @@ async fn a_delivery_received_twice_is_promoted_once() {
     let outcome = run(&mut pipeline.run_command()).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, REPOSITORY, "v1.2.0", &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v1.2.0", &image)
+        .await;
     let promoted = item(&pipeline, "v1.2.0").await;
     assert_eq!(promoted["deliveries"], json!([DELIVERY]), "{promoted}");
     assert_eq!(promoted["deploys"].as_array().map(Vec::len), Some(1));
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
     remove_imagedefinitions(&pipeline);
     let writes = pipeline.world.production.writes();
 
@@ -907,7 +858,7 @@ async fn a_delivery_received_twice_is_promoted_once() {
         "says the delivery was skipped: {}",
         outcome.stderr
     );
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
     assert_eq!(
         item(&pipeline, "v1.2.0").await,
         promoted,
@@ -937,7 +888,9 @@ async fn signatures_are_copied_with_their_image_when_asked_for() {
     let outcome = run(&mut pipeline.run_command()).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, REPOSITORY, "v1.0.0", &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v1.0.0", &image)
+        .await;
     assert_eq!(
         production.manifest_digest(REPOSITORY, &signature_tag).await,
         None,
@@ -951,9 +904,13 @@ async fn signatures_are_copied_with_their_image_when_asked_for() {
     let outcome = run(pipeline.run_command().env("PROMOTE_WITH_REFERRERS", "true")).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, REPOSITORY, "v1.0.1", &image).await;
-    assert_in_production(&pipeline, REPOSITORY, &signature_tag, &signature).await;
-    assert_queue_empty(&pipeline).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v1.0.1", &image)
+        .await;
+    pipeline
+        .assert_in_production(REPOSITORY, &signature_tag, &signature)
+        .await;
+    pipeline.assert_queue_empty().await;
 }
 
 #[tokio::test]
@@ -994,7 +951,7 @@ async fn pipeline_variables_and_a_codebuild_tag_webhook_name_the_release_without
         .await;
 
         assert_eq!(outcome.code, 0, "{source}: {}", outcome.stderr);
-        assert_in_production(&pipeline, REPOSITORY, tag, image).await;
+        pipeline.assert_in_production(REPOSITORY, tag, image).await;
         let recorded = item(&pipeline, tag).await;
         assert_eq!(recorded["commit"], commit, "{source}");
         assert_eq!(recorded["digest"], image.digest(), "{source}");

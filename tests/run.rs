@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use support::{
     AUTHOR, CONTAINER, Counts, ENVELOPES, Envelope, GITHUB_REPOSITORY, Image, MAX_RECEIVE_COUNT,
     Outcome, PRODUCTION_ACCOUNT, Pipeline, REPOSITORY, Registry, ReleaseEvent, Request,
-    STAGING_ACCOUNT, TABLE, VISIBILITY_SECONDS, World, ping, run,
+    STAGING_ACCOUNT, TABLE, World, ping, run,
 };
 
 /// The release's commit, as `target_commitish` carries it when GitHub is given a SHA.
@@ -45,20 +45,6 @@ fn blob_uploads_and_manifest_puts(registry: &Registry) -> Vec<Request> {
         .into_iter()
         .filter(|request| request.is_blob_upload() || request.is_manifest_put())
         .collect()
-}
-
-/// Production holds `image` under `tag`, digest for digest, with every blob.
-async fn assert_in_production(pipeline: &Pipeline, tag: &str, image: &Image) {
-    let production = &pipeline.world.production;
-    assert_eq!(
-        production.manifest_digest(REPOSITORY, tag).await,
-        Some(image.digest()),
-        "production {REPOSITORY}:{tag} is the staging digest"
-    );
-    assert!(
-        production.has_blobs_of(REPOSITORY, image).await,
-        "production has every blob of {tag}"
-    );
 }
 
 /// The ledger item of a release promoted by a `run` from the queue, field by field.
@@ -145,50 +131,6 @@ async fn assert_nothing_promoted(pipeline: &Pipeline, tag: &str) {
     );
 }
 
-/// The queue still holds exactly `bodies`: once the binary's visibility timeout runs out they can
-/// be received again.
-async fn assert_kept(pipeline: &Pipeline, bodies: &[&str]) {
-    let started = std::time::Instant::now();
-    let counts = pipeline
-        .queue
-        .counts_once_visible(Duration::from_secs(VISIBILITY_SECONDS + 5))
-        .await;
-    let waited = started.elapsed();
-    assert_eq!(
-        counts,
-        Counts {
-            visible: bodies.len() as u32,
-            not_visible: 0
-        },
-        "messages left on the queue after waiting {waited:?} (dead letters: {:?})",
-        pipeline.queue.dead_letter_counts().await
-    );
-    let mut received: Vec<String> = pipeline
-        .queue
-        .peek()
-        .await
-        .into_iter()
-        .map(|message| message.body)
-        .collect();
-    received.sort();
-    let mut expected: Vec<String> = bodies.iter().map(|body| body.to_string()).collect();
-    expected.sort();
-    assert_eq!(received, expected, "bodies left on the queue");
-}
-
-async fn assert_queue_empty(pipeline: &Pipeline) {
-    let empty = Counts {
-        visible: 0,
-        not_visible: 0,
-    };
-    assert_eq!(pipeline.queue.counts().await, empty, "queue");
-    assert_eq!(
-        pipeline.queue.dead_letter_counts().await,
-        empty,
-        "dead-letter queue"
-    );
-}
-
 /// Runs git in `dir` with an identity, panicking on failure; returns its stdout.
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
     let output = Command::new("git")
@@ -226,7 +168,9 @@ async fn promotes_a_release_from_every_envelope_and_records_it_with_the_build() 
         let outcome = run_step(&pipeline, &[("CODEBUILD_BUILD_ARN", BUILD_ARN)]).await;
 
         assert_eq!(outcome.code, 0, "{envelope:?}: {}", outcome.stderr);
-        assert_in_production(&pipeline, &release.tag, &image).await;
+        pipeline
+            .assert_in_production(REPOSITORY, &release.tag, &image)
+            .await;
         assert_recorded(&pipeline, &release, &commit, &image, Some(BUILD_ARN)).await;
         assert_eq!(
             pipeline.deploy_file("imagedefinitions.json"),
@@ -237,7 +181,7 @@ async fn promotes_a_release_from_every_envelope_and_records_it_with_the_build() 
             outcome.stdout.contains(&image.digest()),
             "{envelope:?}: stdout names the digest"
         );
-        assert_queue_empty(&pipeline).await;
+        pipeline.assert_queue_empty().await;
     }
     assert_eq!(pipeline.table.items().await.len(), ENVELOPES.len());
 }
@@ -252,13 +196,15 @@ async fn finds_the_staging_image_under_an_abbreviated_commit() {
     let outcome = run_step(&pipeline, &[]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, RELEASE, &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, &image)
+        .await;
     assert_recorded(&pipeline, &release, COMMIT, &image, None).await;
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
         Some(imagedefinitions(&production_image(&pipeline, RELEASE)))
     );
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
 }
 
 #[tokio::test]
@@ -282,7 +228,7 @@ async fn two_abbreviations_of_the_commit_are_refused_and_the_message_kept() {
         assert!(error.contains(named), "names {named}: {error}");
     }
     assert_nothing_promoted(&pipeline, RELEASE).await;
-    assert_kept(&pipeline, &[&message]).await;
+    pipeline.assert_kept(&[&message]).await;
 }
 
 #[tokio::test]
@@ -320,13 +266,15 @@ async fn a_release_on_a_branch_is_resolved_through_its_tag_in_the_checkout() {
     .await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, RELEASE, &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, &image)
+        .await;
     assert_recorded(&pipeline, &release, &tagged, &image, None).await;
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
         Some(imagedefinitions(&production_image(&pipeline, RELEASE)))
     );
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
 }
 
 #[tokio::test]
@@ -345,7 +293,7 @@ async fn a_release_on_a_branch_without_a_checkout_is_named_and_kept() {
         "names the release, its branch and the setting: {error}"
     );
     assert_nothing_promoted(&pipeline, RELEASE).await;
-    assert_kept(&pipeline, &[&message]).await;
+    pipeline.assert_kept(&[&message]).await;
 }
 
 #[tokio::test]
@@ -407,7 +355,7 @@ async fn events_that_are_not_releases_to_ship_are_skipped_and_deleted() {
             "{what}: the log says why: {}",
             outcome.stderr
         );
-        assert_queue_empty(&pipeline).await;
+        pipeline.assert_queue_empty().await;
         assert_nothing_promoted(&pipeline, "v9.0.0").await;
     }
     for tag in ["v9.0.1", "v9.0.2", "v9.0.3"] {
@@ -432,13 +380,15 @@ async fn prereleases_are_promoted_when_asked_for() {
     let outcome = run_step(&pipeline, &[("PROMOTE_PRERELEASES", "true")]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, &release.tag, &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, &release.tag, &image)
+        .await;
     assert_recorded(&pipeline, &release, COMMIT, &image, None).await;
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
         Some(imagedefinitions(&production_image(&pipeline, &release.tag)))
     );
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
 }
 
 #[tokio::test]
@@ -455,7 +405,9 @@ async fn malformed_messages_never_block_a_release_and_never_vanish() {
     let outcome = run_step(&pipeline, &[]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, RELEASE, &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, &image)
+        .await;
     assert_recorded(&pipeline, &release, COMMIT, &image, None).await;
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
@@ -468,7 +420,7 @@ async fn malformed_messages_never_block_a_release_and_never_vanish() {
             outcome.stderr
         );
     }
-    assert_kept(&pipeline, &[not_json, not_a_release]).await;
+    pipeline.assert_kept(&[not_json, not_a_release]).await;
 
     // Received MAX_RECEIVE_COUNT times by now, the redrive policy moves them to the dead-letter
     // queue on the next receive: the binary never deleted them.
@@ -512,15 +464,19 @@ async fn several_releases_are_promoted_oldest_first_and_the_newest_deployed() {
     let outcome = run_step(&pipeline, &[]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, "v1.0.0", &older_image).await;
-    assert_in_production(&pipeline, "v1.1.0", &newer_image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v1.0.0", &older_image)
+        .await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v1.1.0", &newer_image)
+        .await;
     assert_recorded(&pipeline, &older, OTHER_COMMIT, &older_image, None).await;
     assert_recorded(&pipeline, &newer, COMMIT, &newer_image, None).await;
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
         Some(imagedefinitions(&production_image(&pipeline, "v1.1.0")))
     );
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
 }
 
 #[tokio::test]
@@ -542,14 +498,16 @@ async fn a_failing_release_does_not_hold_back_the_others() {
         error.contains("v1.0.0") && error.contains(OTHER_COMMIT),
         "names the failed release and its commit: {error}"
     );
-    assert_in_production(&pipeline, "v1.1.0", &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v1.1.0", &image)
+        .await;
     assert_recorded(&pipeline, &good, COMMIT, &image, None).await;
     assert_eq!(pipeline.table.items().await.len(), 1);
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
         Some(imagedefinitions(&production_image(&pipeline, "v1.1.0")))
     );
-    assert_kept(&pipeline, &[&unbuilt_message]).await;
+    pipeline.assert_kept(&[&unbuilt_message]).await;
 }
 
 #[tokio::test]
@@ -628,7 +586,9 @@ async fn running_the_same_release_again_is_harmless() {
     let outcome = run_step(&pipeline, &[]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, RELEASE, &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, &image)
+        .await;
     let without_deploys = |mut item: Value| {
         item.as_object_mut().map(|item| item.remove("deploys"));
         item
@@ -654,7 +614,7 @@ async fn running_the_same_release_again_is_harmless() {
         pipeline.deploy_file("imagedefinitions.json"),
         Some(imagedefinitions(&production_image(&pipeline, RELEASE)))
     );
-    assert_queue_empty(&pipeline).await;
+    pipeline.assert_queue_empty().await;
 }
 
 #[tokio::test]
@@ -693,7 +653,7 @@ async fn a_release_tag_on_another_digest_is_refused_and_left_alone() {
     );
     assert_eq!(pipeline.table.items().await, Vec::<Value>::new());
     assert_eq!(pipeline.output_files(), Vec::<String>::new());
-    assert_kept(&pipeline, &[&message]).await;
+    pipeline.assert_kept(&[&message]).await;
 }
 
 #[tokio::test]
@@ -740,7 +700,7 @@ async fn a_release_recorded_with_another_commit_is_refused_before_any_copy() {
         "ledger untouched"
     );
     assert_eq!(pipeline.output_files(), Vec::<String>::new());
-    assert_kept(&pipeline, &[&message]).await;
+    pipeline.assert_kept(&[&message]).await;
 }
 
 #[tokio::test]
@@ -895,7 +855,7 @@ async fn a_commit_without_a_staging_image_is_named_and_kept() {
         assert!(error.contains(named), "names {named}: {error}");
     }
     assert_nothing_promoted(&pipeline, RELEASE).await;
-    assert_kept(&pipeline, &[&message]).await;
+    pipeline.assert_kept(&[&message]).await;
 }
 
 #[tokio::test]
@@ -912,7 +872,9 @@ async fn promote_ships_one_release_without_a_queue() {
     .await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, "v2.0.0", &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v2.0.0", &image)
+        .await;
     let item = pipeline.table.item("v2.0.0").await.expect("recorded");
     assert_eq!(item["commit"], COMMIT);
     assert_eq!(item["digest"], image.digest());
@@ -953,7 +915,9 @@ async fn promote_can_pin_the_digest_for_every_container_and_write_the_image_deta
     .await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_in_production(&pipeline, "v2.0.0", &image).await;
+    pipeline
+        .assert_in_production(REPOSITORY, "v2.0.0", &image)
+        .await;
     let pinned = format!("{}@{}", pipeline.target_repository(), image.digest());
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
@@ -1040,7 +1004,7 @@ async fn json_logs_are_json_and_no_output_carries_a_registry_password() {
         "the failure names the production registry: {}",
         failed.stderr
     );
-    assert_kept(&rejecting, &[&message]).await;
+    rejecting.assert_kept(&[&message]).await;
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::aws::{Queue, Table};
+use std::time::Duration;
+
+use super::aws::{Counts, Queue, Table};
 use super::{Flavour, Image, World};
 
 /// The repository name in both registries, and the ECS container that runs it.
@@ -150,5 +152,63 @@ impl Pipeline {
             .env("PROMOTE_CONTAINER_NAME", CONTAINER)
             .env("PROMOTE_IMAGEDEFINITIONS", self.imagedefinitions_path());
         command
+    }
+
+    /// Production holds `image` under `repository:tag`, digest for digest, with every blob.
+    pub async fn assert_in_production(&self, repository: &str, tag: &str, image: &Image) {
+        let production = &self.world.production;
+        assert_eq!(
+            production.manifest_digest(repository, tag).await,
+            Some(image.digest()),
+            "production {repository}:{tag} is the staging digest"
+        );
+        assert!(
+            production.has_blobs_of(repository, image).await,
+            "production has every blob of {repository}:{tag}"
+        );
+    }
+
+    /// Neither the queue nor its dead-letter queue holds a message.
+    pub async fn assert_queue_empty(&self) {
+        let empty = Counts {
+            visible: 0,
+            not_visible: 0,
+        };
+        assert_eq!(self.queue.counts().await, empty, "queue");
+        assert_eq!(
+            self.queue.dead_letter_counts().await,
+            empty,
+            "dead-letter queue"
+        );
+    }
+
+    /// The queue still holds exactly `bodies`, visible again once the binary's timeout ran out.
+    pub async fn assert_kept(&self, bodies: &[&str]) {
+        let started = std::time::Instant::now();
+        let counts = self
+            .queue
+            .counts_once_visible(Duration::from_secs(VISIBILITY_SECONDS + 5))
+            .await;
+        let waited = started.elapsed();
+        assert_eq!(
+            counts,
+            Counts {
+                visible: bodies.len() as u32,
+                not_visible: 0
+            },
+            "messages left on the queue after waiting {waited:?} (dead letters: {:?})",
+            self.queue.dead_letter_counts().await
+        );
+        let mut received: Vec<String> = self
+            .queue
+            .peek()
+            .await
+            .into_iter()
+            .map(|message| message.body)
+            .collect();
+        received.sort();
+        let mut expected: Vec<String> = bodies.iter().map(|body| body.to_string()).collect();
+        expected.sort();
+        assert_eq!(received, expected, "bodies left on the queue");
     }
 }
