@@ -36,7 +36,16 @@ pub enum Reading {
     Malformed(String),
 }
 
+/// SQS's largest message. Anything longer did not come through the queue as sent, so it is not read at all.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
 pub fn read(body: &str, policy: &Policy) -> Reading {
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Reading::Malformed(format!(
+            "the message is {} bytes, over SQS's {MAX_MESSAGE_BYTES}-byte limit",
+            body.len()
+        ));
+    }
     let delivery = match envelope::unwrap(body) {
         Ok(delivery) => delivery,
         Err(reason) => return Reading::Malformed(reason),
@@ -169,6 +178,19 @@ mod tests {
             "body": event("published", false, false)});
         match read(&gateway.to_string(), &policy()) {
             Reading::Promote { delivery, .. } => assert_eq!(delivery.as_deref(), Some("d-1")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_oversized_message_is_malformed_without_being_parsed() {
+        let padded = format!(
+            "{{\"pad\":\"{}\",{}",
+            "x".repeat(MAX_MESSAGE_BYTES),
+            &event("published", false, false)[1..]
+        );
+        match read(&padded, &policy()) {
+            Reading::Malformed(reason) => assert!(reason.contains("over SQS's"), "{reason}"),
             other => panic!("{other:?}"),
         }
     }
