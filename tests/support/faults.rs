@@ -15,18 +15,8 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::front::{relayed_headers, remove_hop_by_hop};
 use super::registry::Registry;
-
-/// Headers that describe one connection, not the message, and so are not forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 pub struct FaultyFront {
     shared: Arc<Shared>,
@@ -178,14 +168,7 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         }
     };
     let status = upstream.status();
-    let mut headers = upstream.headers().clone();
-    remove_hop_by_hop(&mut headers);
-    if let Some(location) = headers.get(LOCATION).and_then(|value| value.to_str().ok())
-        && let Some(rest) = location.strip_prefix(&shared.registry_url)
-    {
-        let rewritten = format!("{}{rest}", shared.front_url);
-        headers.insert(LOCATION, rewritten.parse().expect("a valid Location"));
-    }
+    let headers = relayed_headers(upstream.headers(), &shared.registry_url, &shared.front_url);
     let body = match fault {
         Some(Fault::CutBody) => {
             // Content-Length stays the whole body's: the client sees the connection end early.
@@ -202,10 +185,4 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
-}
-
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    for name in HOP_BY_HOP {
-        headers.remove(HeaderName::from_static(name));
-    }
 }

@@ -218,14 +218,7 @@ impl Shared {
             }
         };
         let status = response.status();
-        let mut headers = response.headers().clone();
-        remove_hop_by_hop(&mut headers);
-        if let Some(location) = headers.get(LOCATION).and_then(|value| value.to_str().ok())
-            && let Some(rest) = location.strip_prefix(&self.registry_url)
-        {
-            let rewritten = format!("{}{rest}", self.front_url);
-            headers.insert(LOCATION, rewritten.parse().expect("a valid Location"));
-        }
+        let headers = relayed_headers(response.headers(), &self.registry_url, &self.front_url);
         let mut relayed = Response::new(Body::from_stream(response.bytes_stream()));
         *relayed.status_mut() = status;
         *relayed.headers_mut() = headers;
@@ -233,7 +226,25 @@ impl Shared {
     }
 }
 
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
+/// A registry response's headers as a front in front of it sends them on: without the hop-by-hop ones, and
+/// with a `Location` into the registry pointing at the front instead.
+pub(super) fn relayed_headers(
+    headers: &HeaderMap,
+    registry_url: &str,
+    front_url: &str,
+) -> HeaderMap {
+    let mut headers = headers.clone();
+    remove_hop_by_hop(&mut headers);
+    if let Some(location) = headers.get(LOCATION).and_then(|value| value.to_str().ok())
+        && let Some(rest) = location.strip_prefix(registry_url)
+    {
+        let rewritten = format!("{front_url}{rest}");
+        headers.insert(LOCATION, rewritten.parse().expect("a valid Location"));
+    }
+    headers
+}
+
+pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(HeaderName::from_static(name));
     }
