@@ -144,6 +144,11 @@ pub struct RegistryArgs {
     /// staging account that may pull its images.
     #[arg(long, env = "PROMOTE_SOURCE_ROLE_ARN")]
     pub source_role_arn: Option<String>,
+
+    /// Give up a registry request that moves no data for this many seconds (no answer, or no bytes either
+    /// way during a blob copy); it is then tried again. A long transfer that keeps moving is never cut off.
+    #[arg(long, env = "PROMOTE_STALL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stall_seconds: u64,
 }
 
 impl RegistryArgs {
@@ -151,6 +156,7 @@ impl RegistryArgs {
         Connector::new(
             self.registry_endpoints.clone().unwrap_or_default(),
             self.source_role_arn.clone(),
+            Duration::from_secs(self.stall_seconds),
         )
     }
 }

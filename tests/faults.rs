@@ -1,7 +1,8 @@
-//! Faults injected: registries answer 503 and 429 or drop a connection half way through a blob,
-//! as ECR and the network between accounts sometimes do. A passing fault is retried and the copy
-//! keeps its digest; a lasting one fails with a line naming the registry, and a rerun once it
-//! clears succeeds.
+//! Faults injected: registries answer 503 and 429, drop a connection half way through a blob, or
+//! stall — stop answering, stop sending, stop taking data — as ECR and the network between
+//! accounts sometimes do. A passing fault is retried and the copy keeps its digest; a lasting one
+//! fails with a line naming the registry, and a rerun once it clears succeeds. A transfer that is
+//! slow but keeps moving is never cut off, however long it takes.
 
 mod support;
 
@@ -34,8 +35,14 @@ async fn stage(world: &World) -> Image {
 
 /// `ecr-promote copy` of staging `api:COMMIT` to production `api:RELEASE`.
 async fn promote(world: &World) -> Outcome {
+    promote_with(world, &[]).await
+}
+
+/// [`promote`] with extra environment variables.
+async fn promote_with(world: &World, env: &[(&str, &str)]) -> Outcome {
     run(world
         .command()
+        .envs(env.iter().copied())
         .arg("copy")
         .arg(world.staging.reference(&format!("{REPOSITORY}:{COMMIT}")))
         .arg(
@@ -115,13 +122,25 @@ async fn a_lasting_503_fails_naming_the_registry_and_a_rerun_after_it_clears_suc
     let image = stage(&world).await;
     front.answer("POST", "/blobs/uploads/", 503, usize::MAX);
 
-    let failed = promote(&world).await;
+    assert_fails_then_rerun_succeeds(&world, &front, &[], "503", &image).await;
+}
+
+/// With a lasting fault in production the copy fails with a line naming the registry and `says`,
+/// and leaves no tag; once the fault clears, a rerun promotes `image`.
+async fn assert_fails_then_rerun_succeeds(
+    world: &World,
+    front: &FaultyFront,
+    env: &[(&str, &str)],
+    says: &str,
+    image: &Image,
+) {
+    let failed = promote_with(world, env).await;
 
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     let error = failed.error_line();
     assert!(
-        error.contains(&world.production.ecr_host()) && error.contains("503"),
-        "names the registry and its answer: {error}"
+        error.contains(&world.production.ecr_host()) && error.contains(says),
+        "names the registry and `{says}`: {error}"
     );
     assert_eq!(
         world.production.manifest_digest(REPOSITORY, RELEASE).await,
@@ -130,8 +149,91 @@ async fn a_lasting_503_fails_naming_the_registry_and_a_rerun_after_it_clears_suc
     );
 
     front.clear();
-    let rerun = promote(&world).await;
+    let rerun = promote_with(world, env).await;
 
     assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_promoted(&world.production, image).await;
+}
+
+/// The copy succeeded after meeting `faults` faults, and its retries said `why`.
+fn assert_recovered(outcome: &Outcome, front: &FaultyFront, faults: usize, why: &str) {
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), faults, "every fault was met");
+    assert!(
+        outcome.stderr.contains(why),
+        "the retries say `{why}`: {}",
+        outcome.stderr
+    );
+}
+
+/// Stall limit for the stall tests: short, so that a test waits seconds rather than minutes.
+const STALL: (&str, &str) = ("PROMOTE_STALL_SECONDS", "1");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_production_never_answers_are_given_up_and_retried() {
+    let (world, front) = world_with_faulty(true).await;
+    let image = stage(&world).await;
+    front.hang("HEAD", "/blobs/", 1);
+    front.hang("PUT", "/blobs/uploads/", 1);
+
+    let outcome = promote_with(&world, &[STALL]).await;
+
+    assert_recovered(&outcome, &front, 2, "PROMOTE_STALL_SECONDS");
     assert_promoted(&world.production, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_download_that_stops_half_way_is_given_up_and_fetched_again() {
+    let (world, front) = world_with_faulty(false).await;
+    let image = stage(&world).await;
+    let largest = image.blob_digests()[1].clone();
+    front.stall_body_once("GET", &format!("/blobs/{largest}"));
+
+    let outcome = promote_with(&world, &[STALL]).await;
+
+    assert_recovered(&outcome, &front, 1, "(reading the source)");
+    assert_promoted(&world.production, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_slower_than_the_stall_limit_but_moving_is_not_cut_off() {
+    let (world, front) = world_with_faulty(true).await;
+    // 16 MiB taken at 4 MiB/s: four seconds of upload against a two-second stall limit. Whatever
+    // the socket buffers hold when the last byte is sent drains within the limit.
+    let image = Image::random(&[16 << 20, 1_000], Flavour::Oci);
+    world.staging.push_image(REPOSITORY, COMMIT, &image).await;
+    let largest = image.blob_digests()[1].clone();
+    // The upload's PUT names its digest in the query (`digest=sha256%3A<hex>`), and only it does.
+    front.throttle_once("PUT", largest.trim_start_matches("sha256:"), 4 << 20);
+
+    let started = std::time::Instant::now();
+    let outcome = promote_with(&world, &[("PROMOTE_STALL_SECONDS", "2")]).await;
+    let took = started.elapsed();
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(
+        front.faults_served(),
+        1,
+        "the upload of {largest} was slowed"
+    );
+    assert!(
+        took > std::time::Duration::from_secs(3),
+        "the upload really outlasted the stall limit (took {took:?})"
+    );
+    assert!(
+        !outcome.stderr.contains("retrying") && !outcome.stderr.contains("starting it again"),
+        "the slow upload was never abandoned: {}",
+        outcome.stderr
+    );
+    assert_promoted(&world.production, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lasting_stall_fails_naming_the_registry_and_the_setting_and_a_rerun_succeeds() {
+    let (world, front) = world_with_faulty(true).await;
+    let image = stage(&world).await;
+    front.hang("HEAD", "/blobs/", usize::MAX);
+
+    assert_fails_then_rerun_succeeds(&world, &front, &[STALL], "PROMOTE_STALL_SECONDS", &image)
+        .await;
 }

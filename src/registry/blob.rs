@@ -7,11 +7,13 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::{Method, Response, StatusCode, header};
 use sha2::{Digest as _, Sha256};
+use tokio::time::Instant;
 use url::Url;
 
 use super::digest::Digest;
@@ -115,7 +117,8 @@ impl Registry {
 
     /// Abandons an upload session so that the registry can free it; a failure here changes nothing.
     async fn cancel_upload(&self, location: Url) {
-        let _ = self.request(Method::DELETE, location).send().await;
+        let cancel = self.request(Method::DELETE, location).send();
+        let _ = tokio::time::timeout(self.stall, cancel).await;
     }
 }
 
@@ -170,19 +173,24 @@ async fn stream_blob(
         }
     };
     let verdict = Arc::new(Mutex::new(None));
-    let verifying = Verifying::new(body.bytes_stream(), blob, verdict.clone());
+    let watch = Watch::new();
+    let verifying = Verifying::new(body.bytes_stream(), blob, verdict.clone(), watch.clone());
     let mut put_url = location.clone();
     put_url
         .query_pairs_mut()
         .append_pair("digest", &blob.digest.to_string());
     let what = format!("uploading blob {} to {target_repository}", blob.digest);
-    let sent = target
+    let upload = target
         .request(Method::PUT, put_url)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, blob.size)
         .body(reqwest::Body::wrap_stream(verifying))
-        .send()
-        .await;
+        .send();
+    // The whole upload may take far longer than the stall limit; only a pause that long gives it up.
+    let sent = tokio::select! {
+        sent = upload => sent.map_err(|e| target.network(&what, &e)),
+        phase = watch.stalled(target.stall) => Err(phase.error(source, target, &what)),
+    };
     // A verdict from the stream explains a failed PUT better than the transport error it caused.
     let failure = verdict.lock().expect("verdict lock").take();
     if let Some(failure) = failure {
@@ -194,7 +202,69 @@ async fn stream_blob(
         Ok(response) => Err(target.failure(&what, target_repository, response).await),
         Err(e) => {
             target.cancel_upload(location).await;
-            Err(target.network(&what, &e))
+            Err(e)
+        }
+    }
+}
+
+/// Where a streamed blob copy stands and since when, for the watchdog that gives up a stalled one.
+#[derive(Clone)]
+struct Watch(Arc<Mutex<(Instant, Phase)>>);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    /// The target took every byte so far; the source owes the next.
+    Source,
+    /// A chunk waits for the target to take it.
+    Target,
+    /// The whole blob is sent; the target owes its answer.
+    Answer,
+}
+
+impl Watch {
+    fn new() -> Watch {
+        Watch(Arc::new(Mutex::new((Instant::now(), Phase::Target))))
+    }
+
+    fn enter(&self, phase: Phase) {
+        *self.0.lock().expect("watch lock") = (Instant::now(), phase);
+    }
+
+    /// Resolves with the phase in which nothing moved for `stall`; never, while data keeps moving.
+    async fn stalled(&self, stall: Duration) -> Phase {
+        loop {
+            let (since, phase) = *self.0.lock().expect("watch lock");
+            if since.elapsed() >= stall {
+                return phase;
+            }
+            tokio::time::sleep_until(since + stall).await;
+        }
+    }
+}
+
+impl Phase {
+    fn error(self, source: &Registry, target: &Registry, what: &str) -> RegistryError {
+        let (what, host, detail) = match self {
+            Phase::Source => (
+                format!("{what} (reading the source)"),
+                &source.host,
+                source.stalled("no data"),
+            ),
+            Phase::Target => (
+                what.to_owned(),
+                &target.host,
+                target.stalled("took no data"),
+            ),
+            Phase::Answer => (
+                what.to_owned(),
+                &target.host,
+                target.stalled("no answer after the whole blob was sent"),
+            ),
+        };
+        RegistryError::Network {
+            what,
+            host: host.clone(),
+            detail,
         }
     }
 }
@@ -232,10 +302,16 @@ struct Verifying<S> {
     held: Option<Bytes>,
     finished: bool,
     verdict: Arc<Mutex<Option<StreamFailure>>>,
+    watch: Watch,
 }
 
 impl<S> Verifying<S> {
-    fn new(inner: S, blob: &Descriptor, verdict: Arc<Mutex<Option<StreamFailure>>>) -> Self {
+    fn new(
+        inner: S,
+        blob: &Descriptor,
+        verdict: Arc<Mutex<Option<StreamFailure>>>,
+        watch: Watch,
+    ) -> Self {
         Self {
             inner,
             hasher: Sha256::new(),
@@ -245,6 +321,7 @@ impl<S> Verifying<S> {
             held: None,
             finished: false,
             verdict,
+            watch,
         }
     }
 
@@ -268,6 +345,8 @@ where
         if self.finished {
             return Poll::Ready(None);
         }
+        // Asked for more: the target has taken what it was given, and the source owes the next bytes.
+        self.watch.enter(Phase::Source);
         loop {
             match ready!(self.inner.poll_next_unpin(cx)) {
                 Some(Ok(chunk)) if chunk.is_empty() => continue,
@@ -282,6 +361,7 @@ where
                     }
                     self.hasher.update(&chunk);
                     if let Some(previous) = self.held.replace(chunk) {
+                        self.watch.enter(Phase::Target);
                         return Poll::Ready(Some(Ok(previous)));
                     }
                 }
@@ -298,6 +378,7 @@ where
                         return self.fail(StreamFailure::Mismatch(detail));
                     }
                     self.finished = true;
+                    self.watch.enter(Phase::Answer);
                     return Poll::Ready(self.held.take().map(Ok));
                 }
             }
@@ -325,7 +406,9 @@ mod tests {
     ) -> (Vec<std::io::Result<Bytes>>, bool) {
         let verdict = Arc::new(Mutex::new(None));
         let inner = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c))));
-        let out: Vec<_> = Verifying::new(inner, blob, verdict.clone()).collect().await;
+        let out: Vec<_> = Verifying::new(inner, blob, verdict.clone(), Watch::new())
+            .collect()
+            .await;
         let failed = verdict.lock().unwrap().is_some();
         (out, failed)
     }
@@ -361,5 +444,68 @@ mod tests {
         let blob = descriptor(b"hello");
         assert!(pass(vec![b"hello", b"!"], &blob).await.1);
         assert!(pass(vec![b"hell"], &blob).await.1);
+    }
+
+    const STALL: Duration = Duration::from_secs(60);
+
+    fn ok(bytes: &'static [u8]) -> reqwest::Result<Bytes> {
+        Ok(Bytes::from_static(bytes))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_sends_nothing_is_a_stall_of_the_source() {
+        let blob = descriptor(b"hello");
+        let watch = Watch::new();
+        let inner = stream::pending::<reqwest::Result<Bytes>>();
+        let mut body = Verifying::new(inner, &blob, Arc::default(), watch.clone());
+        assert!(futures_util::poll!(body.next()).is_pending());
+
+        let started = Instant::now();
+        assert_eq!(watch.stalled(STALL).await, Phase::Source);
+        assert_eq!(started.elapsed(), STALL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_that_stops_taking_bytes_is_a_stall_of_the_target() {
+        let blob = descriptor(b"hello world");
+        let watch = Watch::new();
+        let inner = stream::iter([ok(b"hello"), ok(b" "), ok(b"world")]);
+        let mut body = Verifying::new(inner, &blob, Arc::default(), watch.clone());
+        assert_eq!(body.next().await.unwrap().unwrap(), "hello");
+
+        assert_eq!(watch.stalled(STALL).await, Phase::Target);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_silent_after_the_last_byte_is_a_stall_of_its_answer() {
+        let blob = descriptor(b"hello");
+        let watch = Watch::new();
+        let body = Verifying::new(
+            stream::iter([ok(b"hello")]),
+            &blob,
+            Arc::default(),
+            watch.clone(),
+        );
+        assert_eq!(body.collect::<Vec<_>>().await.len(), 1);
+
+        assert_eq!(watch.stalled(STALL).await, Phase::Answer);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transfer_far_longer_than_the_limit_that_keeps_moving_never_stalls() {
+        // Ten chunks 50 s apart: eight minutes in all against a one-minute limit.
+        let chunks: Vec<&'static [u8]> = vec![b"0123456789"; 10];
+        let blob = descriptor(&chunks.concat());
+        let watch = Watch::new();
+        let slow = stream::iter(chunks).then(|chunk| async move {
+            tokio::time::sleep(Duration::from_secs(50)).await;
+            ok(chunk)
+        });
+        let body = Verifying::new(Box::pin(slow), &blob, Arc::default(), watch.clone());
+
+        tokio::select! {
+            out = body.collect::<Vec<_>>() => assert!(out.iter().all(Result::is_ok)),
+            phase = watch.stalled(STALL) => panic!("a moving transfer was called stalled in {phase:?}"),
+        }
     }
 }

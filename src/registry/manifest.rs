@@ -149,10 +149,7 @@ impl Registry {
             return Err(self.failure(&what, &reference.repository, response).await);
         }
         let media_type = media_type_of(&response);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.network(&what, &e))?;
+        let bytes = self.body(&what, response).await?;
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::Corrupt {
                 what,

@@ -19,6 +19,7 @@ mod transport;
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
@@ -57,6 +58,7 @@ pub struct Connector {
     tls: OnceLock<reqwest::Client>,
     plain: OnceLock<reqwest::Client>,
     source_role: Option<String>,
+    stall: Duration,
     aws: OnceCell<SdkConfig>,
     source_aws: OnceCell<SdkConfig>,
 }
@@ -65,9 +67,9 @@ fn http_client(tls: bool) -> Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
         .user_agent(concat!("ecr-promote/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(10))
-        // A stalled transfer is a dropped one: give up on it and let the retry start it again.
-        .read_timeout(std::time::Duration::from_secs(60));
+        // No read_timeout: reqwest counts it from the start of a request, so it would cut off every upload
+        // longer than the limit. Stalls are caught per request instead (`Registry::stall`).
+        .connect_timeout(std::time::Duration::from_secs(10));
     let builder = if tls {
         builder
     } else {
@@ -77,12 +79,13 @@ fn http_client(tls: bool) -> Result<reqwest::Client> {
 }
 
 impl Connector {
-    pub fn new(endpoints: Endpoints, source_role: Option<String>) -> Connector {
+    pub fn new(endpoints: Endpoints, source_role: Option<String>, stall: Duration) -> Connector {
         Connector {
             endpoints,
             tls: OnceLock::new(),
             plain: OnceLock::new(),
             source_role,
+            stall,
             aws: OnceCell::new(),
             source_aws: OnceCell::new(),
         }
@@ -142,6 +145,8 @@ impl Connector {
             },
         };
         let http = self.http(base.scheme() == "https")?;
-        Ok(Registry::new(host, base, http, credentials, origin))
+        let mut registry = Registry::new(host, base, http, credentials, origin);
+        registry.stall = self.stall;
+        Ok(registry)
     }
 }

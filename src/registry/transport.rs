@@ -4,6 +4,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::{Response, StatusCode, header};
 use url::Url;
 
@@ -56,7 +57,13 @@ pub struct Registry {
     /// Said when credentials are rejected: where they came from.
     credential_origin: String,
     pub retry: RetryPolicy,
+    /// How long a request may move no data (no answer, no body bytes either way) before it is given up
+    /// and, where idempotent, tried again.
+    pub stall: Duration,
 }
+
+/// A registry that moves no data for this long has dropped the transfer (see [`Registry::stall`]).
+const DEFAULT_STALL: Duration = Duration::from_secs(60);
 
 impl Registry {
     pub fn new(
@@ -74,6 +81,7 @@ impl Registry {
             account: EcrHost::parse(host).map(|ecr| ecr.account),
             credential_origin,
             retry: RetryPolicy::default(),
+            stall: DEFAULT_STALL,
         }
     }
 
@@ -109,20 +117,52 @@ impl Registry {
         loop {
             attempt += 1;
             let last = attempt >= self.retry.attempts;
-            match build().send().await {
+            let answer = match tokio::time::timeout(self.stall, build().send()).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(e)) => Err(error_chain(&e)),
+                Err(_) => Err(self.stalled("no answer")),
+            };
+            match answer {
                 Ok(response) if is_transient_status(response.status()) && !last => {
                     let wait = self.retry.delay(attempt, retry_after(&response));
                     tracing::warn!(registry = %self.host, status = %response.status(), ?wait, "{what}: retrying");
                     tokio::time::sleep(wait).await;
                 }
                 Ok(response) => return Ok(response),
-                Err(e) if !last => {
+                Err(detail) if !last => {
                     let wait = self.retry.delay(attempt, None);
-                    tracing::warn!(registry = %self.host, error = %error_chain(&e), ?wait, "{what}: retrying");
+                    tracing::warn!(registry = %self.host, error = %detail, ?wait, "{what}: retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Err(self.network(what, &e)),
+                Err(detail) => {
+                    return Err(RegistryError::Network {
+                        what: what.to_owned(),
+                        host: self.host.clone(),
+                        detail,
+                    });
+                }
             }
+        }
+    }
+
+    /// What a stalled request is reported as: "`doing` for 1m (PROMOTE_STALL_SECONDS)".
+    pub fn stalled(&self, doing: &str) -> String {
+        format!(
+            "{doing} for {} (PROMOTE_STALL_SECONDS)",
+            humantime::format_duration(self.stall)
+        )
+    }
+
+    /// Reads a whole (small) answer body, giving up if it stalls.
+    pub async fn body(&self, what: &str, response: Response) -> Result<Bytes, RegistryError> {
+        match tokio::time::timeout(self.stall, response.bytes()).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(self.network(what, &e)),
+            Err(_) => Err(RegistryError::Network {
+                what: what.to_owned(),
+                host: self.host.clone(),
+                detail: self.stalled("no data"),
+            }),
         }
     }
 
@@ -144,7 +184,7 @@ impl Registry {
     /// Turns an unexpected answer into the error that names what to fix.
     pub async fn failure(&self, what: &str, repository: &str, response: Response) -> RegistryError {
         let status = response.status();
-        let body = ErrorBody::parse(&response.bytes().await.unwrap_or_default());
+        let body = ErrorBody::parse(&self.body(what, response).await.unwrap_or_default());
         match status {
             StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
                 host: self.host.clone(),
@@ -180,7 +220,7 @@ impl Registry {
         response: Response,
     ) -> Result<T, RegistryError> {
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.network(what, &e))?;
+        let bytes = self.body(what, response).await?;
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
             what: what.to_owned(),
             host: self.host.clone(),

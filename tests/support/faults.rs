@@ -1,6 +1,8 @@
 //! A front that passes requests through to a Distribution registry, except those it was told to
-//! fail: answered with a status (503, 429…) a number of times, or their response body cut off
-//! half way with the connection dropped, as a flaky network or an overloaded ECR would.
+//! fail: answered with a status (503, 429…) a number of times, their response body cut off half
+//! way with the connection dropped, never answered, their response body stopped half way with the
+//! connection left open, or their request body taken slowly — as a flaky network, an overloaded
+//! ECR or a slow link between accounts would.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use axum::http::header::{CONTENT_TYPE, HOST, LOCATION};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -31,8 +34,8 @@ struct Shared {
     served: AtomicUsize,
 }
 
-/// Requests whose method is `method` and whose path contains `path` get `fault`, `remaining`
-/// more times.
+/// Requests whose method is `method` and whose path (with the query) contains `path` get `fault`,
+/// `remaining` more times.
 struct Rule {
     method: Method,
     path: String,
@@ -44,6 +47,14 @@ struct Rule {
 enum Fault {
     Status(StatusCode),
     CutBody,
+    /// The request is taken and never answered; its body is never read.
+    Hang,
+    /// Half the response body is sent, then nothing more, the connection left open.
+    StallBody,
+    /// The request body is taken `bytes_per_second` at a time, then passed on.
+    Throttle {
+        bytes_per_second: usize,
+    },
 }
 
 impl FaultyFront {
@@ -95,6 +106,23 @@ impl FaultyFront {
         self.add(method, path, Fault::CutBody, 1);
     }
 
+    /// Takes the next `times` `method` requests whose path contains `path` and never answers them.
+    pub fn hang(&self, method: &str, path: &str, times: usize) {
+        self.add(method, path, Fault::Hang, times);
+    }
+
+    /// Sends half of the body of the next `method` request whose path contains `path`, then
+    /// nothing more, leaving the connection open.
+    pub fn stall_body_once(&self, method: &str, path: &str) {
+        self.add(method, path, Fault::StallBody, 1);
+    }
+
+    /// Takes the body of the next `method` request whose path contains `path` at
+    /// `bytes_per_second`, in pieces a twentieth of a second apart.
+    pub fn throttle_once(&self, method: &str, path: &str, bytes_per_second: usize) {
+        self.add(method, path, Fault::Throttle { bytes_per_second }, 1);
+    }
+
     /// Every request passes through from now on.
     pub fn clear(&self) {
         self.shared.rules.lock().expect("the rules").clear();
@@ -135,14 +163,27 @@ impl Shared {
 }
 
 async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let fault = shared.fault_for(request.method(), request.uri().path());
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let fault = shared.fault_for(request.method(), target);
     if let Some(Fault::Status(status)) = fault {
         let body = format!(
             r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault: {status}"}}]}}"#
         );
         return (status, [(CONTENT_TYPE, "application/json")], body).into_response();
     }
+    if let Some(Fault::Hang) = fault {
+        // Held until the client gives up (and the connection closes) or the front is dropped.
+        let _held = request;
+        return std::future::pending().await;
+    }
     let (parts, body) = request.into_parts();
+    let body = match fault {
+        Some(Fault::Throttle { bytes_per_second }) => throttled(body, bytes_per_second),
+        _ => reqwest::Body::wrap_stream(body.into_data_stream()),
+    };
     let path_and_query = parts.uri.path_and_query().map_or("/", |path| path.as_str());
     let mut headers = parts.headers.clone();
     headers.remove(HOST);
@@ -154,7 +195,7 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             format!("{}{path_and_query}", shared.registry_url),
         )
         .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        .body(body)
         .send()
         .await;
     let upstream = match upstream {
@@ -179,10 +220,37 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
                 Err(std::io::Error::other("injected fault: connection dropped")),
             ]))
         }
+        Some(Fault::StallBody) => {
+            let bytes = upstream.bytes().await.unwrap_or_default();
+            let half = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
+            let sent = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]);
+            Body::from_stream(sent.chain(futures_util::stream::pending()))
+        }
         _ => Body::from_stream(upstream.bytes_stream()),
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// A request body read at `bytes_per_second`: pieces of a twentieth of that, each after a pause of a
+/// twentieth of a second. The client's sending slows down with it once the socket buffers are full.
+fn throttled(body: Body, bytes_per_second: usize) -> reqwest::Body {
+    let piece = (bytes_per_second / 20).max(1);
+    let pieces = body.into_data_stream().flat_map(move |chunk| {
+        let parts: Vec<Result<Bytes, axum::Error>> = match chunk {
+            Ok(bytes) => (0..bytes.len())
+                .step_by(piece)
+                .map(|start| Ok(bytes.slice(start..(start + piece).min(bytes.len()))))
+                .collect(),
+            Err(error) => vec![Err(error)],
+        };
+        futures_util::stream::iter(parts)
+    });
+    let paced = pieces.then(|part| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        part
+    });
+    reqwest::Body::wrap_stream(paced)
 }
