@@ -131,7 +131,8 @@ pub struct CopyArgs {
 /// How registries are reached: shared by every command that talks to them.
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
-    /// Blobs copied at once.
+    /// Blobs whose bytes move at once; a blob whose bytes are all sent frees its slot while the registry
+    /// finishes it.
     #[arg(long, env = "PROMOTE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 

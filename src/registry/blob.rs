@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::{Method, Response, StatusCode, header};
 use sha2::{Digest as _, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use url::Url;
 
@@ -124,18 +125,36 @@ impl Registry {
 
 /// Copies one blob the target lacks. Transient failures restart the blob from the beginning (a new source GET
 /// and a new upload session), up to the target's retry policy. Returns the bytes moved.
+///
+/// Each attempt takes one of `transfers` while its bytes are moving and gives it back as soon as the last byte
+/// is sent: a registry's answer to a finished upload can take a while (Distribution syncs the file to disk,
+/// ECR completes its storage), and the next blob's transfer need not wait for it.
 pub async fn copy_blob(
     source: &Registry,
     source_repository: &str,
     target: &Registry,
     target_repository: &str,
     blob: &Descriptor,
+    transfers: &Arc<Semaphore>,
 ) -> Result<u64, RegistryError> {
     let started = std::time::Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match stream_blob(source, source_repository, target, target_repository, blob).await {
+        let transfer = transfers
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the transfer semaphore is never closed");
+        let attempt_result = stream_blob(
+            source,
+            source_repository,
+            target,
+            target_repository,
+            blob,
+            transfer,
+        );
+        match attempt_result.await {
             Ok(()) => {
                 tracing::debug!(blob = %blob.digest, bytes = blob.size, attempt, ms = started.elapsed().as_millis() as u64, "copied blob");
                 return Ok(blob.size);
@@ -158,6 +177,7 @@ async fn stream_blob(
     target: &Registry,
     target_repository: &str,
     blob: &Descriptor,
+    transfer: OwnedSemaphorePermit,
 ) -> Result<(), RegistryError> {
     // Both round trips at once: neither needs the other's answer.
     let (location, body) = tokio::join!(
@@ -174,7 +194,8 @@ async fn stream_blob(
     };
     let verdict = Arc::new(Mutex::new(None));
     let watch = Watch::new();
-    let verifying = Verifying::new(body.bytes_stream(), blob, verdict.clone(), watch.clone());
+    let verifying =
+        Verifying::new(body.bytes_stream(), blob, verdict.clone(), watch.clone()).holding(transfer);
     let mut put_url = location.clone();
     put_url
         .query_pairs_mut()
@@ -303,6 +324,8 @@ struct Verifying<S> {
     finished: bool,
     verdict: Arc<Mutex<Option<StreamFailure>>>,
     watch: Watch,
+    /// Given back once the last byte is handed on (or the stream dropped).
+    transfer: Option<OwnedSemaphorePermit>,
 }
 
 impl<S> Verifying<S> {
@@ -322,7 +345,13 @@ impl<S> Verifying<S> {
             finished: false,
             verdict,
             watch,
+            transfer: None,
         }
+    }
+
+    fn holding(mut self, transfer: OwnedSemaphorePermit) -> Self {
+        self.transfer = Some(transfer);
+        self
     }
 
     fn fail(&mut self, failure: StreamFailure) -> Poll<Option<std::io::Result<Bytes>>> {
@@ -379,6 +408,7 @@ where
                     }
                     self.finished = true;
                     self.watch.enter(Phase::Answer);
+                    self.transfer = None;
                     return Poll::Ready(self.held.take().map(Ok));
                 }
             }
@@ -507,5 +537,23 @@ mod tests {
             out = body.collect::<Vec<_>>() => assert!(out.iter().all(Result::is_ok)),
             phase = watch.stalled(STALL) => panic!("a moving transfer was called stalled in {phase:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_transfer_slot_is_given_back_with_the_last_byte() {
+        let slots = Arc::new(Semaphore::new(1));
+        let blob = descriptor(b"hello");
+        let slot = slots.clone().try_acquire_owned().unwrap();
+        let inner = stream::iter([ok(b"hel"), ok(b"lo")]);
+        let mut body = Verifying::new(inner, &blob, Arc::default(), Watch::new()).holding(slot);
+
+        assert_eq!(body.next().await.unwrap().unwrap(), "hel");
+        assert_eq!(slots.available_permits(), 0, "held while bytes move");
+        assert_eq!(body.next().await.unwrap().unwrap(), "lo");
+        assert_eq!(
+            slots.available_permits(),
+            1,
+            "given back with the last byte, while the stream (and the upload) is still open"
+        );
     }
 }

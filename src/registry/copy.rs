@@ -1,9 +1,11 @@
 //! Copying an image (or an index of images) between registries, digest for digest.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::Semaphore;
 
 use super::blob::copy_blob;
 use super::digest::Digest;
@@ -19,7 +21,7 @@ const EXISTENCE_CHECKS: usize = 16;
 pub struct CopyOptions {
     /// Move the target tag even when it is on another digest.
     pub force: bool,
-    /// Blobs moved at once.
+    /// Blobs whose bytes move at once.
     pub jobs: usize,
 }
 
@@ -141,8 +143,11 @@ pub async fn copy_inspected(
         .filter(|(_, there)| !**there)
         .map(|(b, _)| b)
         .collect();
-    // Largest first, so that the last blob to finish is a small one.
+    // Largest first, so that the last blob to finish is a small one. Every blob is under way at once, but only
+    // `jobs` move bytes at a time (the semaphore is first come, first served, so the order holds); the others
+    // wait for a transfer slot or for the target's answer to an upload already sent.
     missing.sort_by_key(|blob| std::cmp::Reverse(blob.size));
+    let transfers = Arc::new(Semaphore::new(options.jobs.max(1)));
     let copied: Vec<u64> = stream::iter(&missing)
         .map(|blob| {
             copy_blob(
@@ -151,9 +156,10 @@ pub async fn copy_inspected(
                 target,
                 &target_ref.repository,
                 blob,
+                &transfers,
             )
         })
-        .buffer_unordered(options.jobs.max(1))
+        .buffer_unordered(missing.len().max(1))
         .try_collect()
         .await?;
 
