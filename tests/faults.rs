@@ -123,6 +123,13 @@ async fn a_lasting_503_fails_naming_the_registry_and_a_rerun_after_it_clears_suc
     front.answer("POST", "/blobs/uploads/", 503, usize::MAX);
 
     assert_fails_then_rerun_succeeds(&world, &front, &[], "503", &image).await;
+    // Each blob copy is tried 5 times, its upload start once per try: not 5 × 5 requests per blob.
+    let blobs = image.blob_digests().len();
+    let served = front.faults_served();
+    assert!(
+        (5..=5 * blobs).contains(&served),
+        "{served} refused upload starts for {blobs} blobs"
+    );
 }
 
 /// With a lasting fault in production the copy fails with a line naming the registry and `says`,

@@ -41,7 +41,7 @@ impl Registry {
 
     /// Opens a blob for reading. Redirects are followed by hand so that the registry's credentials are never
     /// sent to the redirect target: a presigned storage URL carries its own authorization, and S3 refuses a
-    /// request that carries both.
+    /// request that carries both. One try: [`copy_blob`] retries the blob as a whole.
     async fn open_blob(
         &self,
         repository: &str,
@@ -50,7 +50,7 @@ impl Registry {
         let what = format!("reading blob {} from {repository}", blob.digest);
         let url = self.url(repository, &format!("blobs/{}", blob.digest));
         let mut response = self
-            .send(&what, || self.request(Method::GET, url.clone()))
+            .send_once(&what, || self.request(Method::GET, url.clone()))
             .await?;
         for _ in 0..MAX_REDIRECTS {
             if !response.status().is_redirection() {
@@ -69,7 +69,7 @@ impl Registry {
                 })?;
             tracing::debug!(blob = %blob.digest, host = location.host_str(), "following blob redirect");
             response = self
-                .send(&what, || self.http().get(location.clone()))
+                .send_once(&what, || self.http().get(location.clone()))
                 .await?;
         }
         if !response.status().is_success() {
@@ -90,12 +90,12 @@ impl Registry {
         Ok(response)
     }
 
-    /// Opens an upload session and returns where to send the bytes.
+    /// Opens an upload session and returns where to send the bytes. One try, like [`Registry::open_blob`].
     async fn start_upload(&self, repository: &str) -> Result<Url, RegistryError> {
         let what = format!("starting an upload to {repository}");
         let url = self.url(repository, "blobs/uploads/");
         let response = self
-            .send(&what, || {
+            .send_once(&what, || {
                 self.request(Method::POST, url.clone())
                     .header(header::CONTENT_LENGTH, "0")
             })

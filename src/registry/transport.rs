@@ -113,10 +113,29 @@ impl Registry {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Response, RegistryError> {
+        self.send_tries(what, self.retry.attempts, build).await
+    }
+
+    /// [`Registry::send`] for a step inside something retried as a whole (a blob copy restarts from its
+    /// first request): one try, so that the outer retries are not multiplied by these.
+    pub async fn send_once(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        self.send_tries(what, 1, build).await
+    }
+
+    async fn send_tries(
+        &self,
+        what: &str,
+        attempts: u32,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response, RegistryError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = attempt >= self.retry.attempts;
+            let last = attempt >= attempts;
             let answer = match tokio::time::timeout(self.stall, build().send()).await {
                 Ok(Ok(response)) => Ok(response),
                 Ok(Err(e)) => Err(error_chain(&e)),
