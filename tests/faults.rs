@@ -244,3 +244,26 @@ async fn a_lasting_stall_fails_naming_the_registry_and_the_setting_and_a_rerun_s
     assert_fails_then_rerun_succeeds(&world, &front, &[STALL], "PROMOTE_STALL_SECONDS", &image)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_manifest_is_refused_past_4_mib_and_nothing_is_written() {
+    let (world, front) = world_with_faulty(false).await;
+    stage(&world).await;
+    // Without end: a reader that takes the whole body before looking at its size never returns.
+    front.pad_once("GET", &format!("/manifests/{COMMIT}"), usize::MAX);
+
+    let outcome = promote(&world).await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), 1, "the manifest came padded");
+    let error = outcome.error_line();
+    assert!(
+        error.contains("over the 4 MiB limit") && error.contains(&world.staging.ecr_host()),
+        "names the limit and the registry: {error}"
+    );
+    assert_eq!(
+        world.production.manifest_digest(REPOSITORY, RELEASE).await,
+        None,
+        "nothing tagged"
+    );
+}

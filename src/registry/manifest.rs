@@ -23,7 +23,8 @@ const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vn
      application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5, \
      application/vnd.docker.distribution.manifest.v1+json;q=0.5";
 
-/// ECR's manifest size limit is 4 MiB; anything larger is not a manifest we can store there.
+/// ECR's manifest size limit is 4 MiB; anything larger is not a manifest we can store there. JSON answers
+/// (tag lists, referrer indexes) are held to it too.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Layers of this type live outside the registry (Windows base layers) and are never uploaded.
@@ -149,14 +150,7 @@ impl Registry {
             return Err(self.failure(&what, &reference.repository, response).await);
         }
         let media_type = media_type_of(&response);
-        let bytes = self.body(&what, response).await?;
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(RegistryError::Corrupt {
-                what,
-                host: self.host.clone(),
-                detail: format!("manifest is {} bytes, over the 4 MiB limit", bytes.len()),
-            });
-        }
+        let bytes = self.body(&what, response, MAX_MANIFEST_BYTES).await?;
         let digest = Digest::of(&bytes);
         if let Pointer::Digest(expected) = &reference.pointer
             && *expected != digest

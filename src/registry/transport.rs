@@ -4,12 +4,13 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::{Response, StatusCode, header};
 use url::Url;
 
 use super::auth::Credentials;
 use super::error::{ErrorBody, RegistryError, is_transient_status};
+use super::manifest::MAX_MANIFEST_BYTES;
 use super::reference::EcrHost;
 
 /// How often an idempotent request is tried before its failure is final, and how long to wait between.
@@ -61,6 +62,9 @@ pub struct Registry {
     /// and, where idempotent, tried again.
     pub stall: Duration,
 }
+
+/// Longest error body read; the rest of a longer one is not looked at.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// A registry that moves no data for this long has dropped the transfer (see [`Registry::stall`]).
 const DEFAULT_STALL: Duration = Duration::from_secs(60);
@@ -172,10 +176,38 @@ impl Registry {
         )
     }
 
-    /// Reads a whole (small) answer body, giving up if it stalls.
-    pub async fn body(&self, what: &str, response: Response) -> Result<Bytes, RegistryError> {
-        match tokio::time::timeout(self.stall, response.bytes()).await {
-            Ok(Ok(bytes)) => Ok(bytes),
+    /// Reads a whole answer body of at most `limit` bytes, giving up if it stalls. A longer body is refused
+    /// as soon as it is known to be longer (from its Content-Length, or as it arrives), never held whole.
+    pub async fn body(
+        &self,
+        what: &str,
+        mut response: Response,
+        limit: usize,
+    ) -> Result<Bytes, RegistryError> {
+        let too_long = || RegistryError::Corrupt {
+            what: what.to_owned(),
+            host: self.host.clone(),
+            detail: format!("the answer is over the {} limit", size_text(limit)),
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(too_long());
+        }
+        let read = async {
+            let mut body = BytesMut::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len() + chunk.len() > limit {
+                    return Ok(None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Some(body.freeze()))
+        };
+        match tokio::time::timeout(self.stall, read).await {
+            Ok(Ok(Some(bytes))) => Ok(bytes),
+            Ok(Ok(None)) => Err(too_long()),
             Ok(Err(e)) => Err(self.network(what, &e)),
             Err(_) => Err(RegistryError::Network {
                 what: what.to_owned(),
@@ -203,7 +235,9 @@ impl Registry {
     /// Turns an unexpected answer into the error that names what to fix.
     pub async fn failure(&self, what: &str, repository: &str, response: Response) -> RegistryError {
         let status = response.status();
-        let body = ErrorBody::parse(&self.body(what, response).await.unwrap_or_default());
+        // Error bodies are a line or two; anything longer is not worth reading.
+        let body = self.body(what, response, ERROR_BODY_LIMIT).await;
+        let body = ErrorBody::parse(&body.unwrap_or_default());
         match status {
             StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
                 host: self.host.clone(),
@@ -239,7 +273,7 @@ impl Registry {
         response: Response,
     ) -> Result<T, RegistryError> {
         let status = response.status();
-        let bytes = self.body(what, response).await?;
+        let bytes = self.body(what, response, MAX_MANIFEST_BYTES).await?;
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
             what: what.to_owned(),
             host: self.host.clone(),
@@ -268,6 +302,15 @@ impl Registry {
 fn retry_after(response: &Response) -> Option<Duration> {
     let seconds = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
     seconds.trim().parse().ok().map(Duration::from_secs)
+}
+
+/// `4 MiB`, `64 KiB`, `100 bytes`.
+fn size_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// reqwest's top-level message ("error sending request") hides the cause; say the whole chain.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_TYPE, HOST, LOCATION};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -54,6 +54,11 @@ enum Fault {
     /// The request body is taken `bytes_per_second` at a time, then passed on.
     Throttle {
         bytes_per_second: usize,
+    },
+    /// The response body is followed by this many spaces (`usize::MAX`: without end), without a
+    /// Content-Length.
+    Pad {
+        bytes: usize,
     },
 }
 
@@ -121,6 +126,13 @@ impl FaultyFront {
     /// `bytes_per_second`, in pieces a twentieth of a second apart.
     pub fn throttle_once(&self, method: &str, path: &str, bytes_per_second: usize) {
         self.add(method, path, Fault::Throttle { bytes_per_second }, 1);
+    }
+
+    /// Follows the response body of the next `method` request whose path contains `path` with
+    /// `bytes` spaces (`usize::MAX`: without end), sent without a Content-Length, as a broken or
+    /// hostile registry might.
+    pub fn pad_once(&self, method: &str, path: &str, bytes: usize) {
+        self.add(method, path, Fault::Pad { bytes }, 1);
     }
 
     /// Every request passes through from now on.
@@ -209,7 +221,7 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         }
     };
     let status = upstream.status();
-    let headers = relayed_headers(upstream.headers(), &shared.registry_url, &shared.front_url);
+    let mut headers = relayed_headers(upstream.headers(), &shared.registry_url, &shared.front_url);
     let body = match fault {
         Some(Fault::CutBody) => {
             // Content-Length stays the whole body's: the client sees the connection end early.
@@ -225,6 +237,16 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             let half = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
             let sent = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]);
             Body::from_stream(sent.chain(futures_util::stream::pending()))
+        }
+        Some(Fault::Pad { bytes }) => {
+            headers.remove(CONTENT_LENGTH);
+            let padding = (0..bytes)
+                .step_by(64 << 10)
+                .map(move |start| Ok(Bytes::from(vec![b' '; (64 << 10).min(bytes - start)])));
+            let whole = upstream
+                .bytes_stream()
+                .map(|chunk| chunk.map_err(std::io::Error::other));
+            Body::from_stream(whole.chain(futures_util::stream::iter(padding)))
         }
         _ => Body::from_stream(upstream.bytes_stream()),
     };
