@@ -709,8 +709,7 @@ async fn a_missing_setting_is_named_and_nothing_is_touched() {
     pipeline.stage(COMMIT).await;
     let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
     pipeline.queue.send(&message).await;
-    let staging_before = pipeline.world.staging.requests();
-    let production_before = pipeline.world.production.requests();
+    let before = pipeline.registry_requests();
 
     let outcome = run(pipeline.run_command().env_remove("PROMOTE_TABLE")).await;
 
@@ -720,30 +719,7 @@ async fn a_missing_setting_is_named_and_nothing_is_touched() {
         "{}",
         outcome.error_line()
     );
-    assert_eq!(
-        pipeline.queue.counts().await,
-        Counts {
-            visible: 1,
-            not_visible: 0
-        }
-    );
-    let received = pipeline.queue.peek().await;
-    assert_eq!(received.len(), 1);
-    assert_eq!(
-        received[0].receive_count, 1,
-        "the binary never received the message"
-    );
-    assert_eq!(
-        pipeline.world.staging.requests(),
-        staging_before,
-        "staging never contacted"
-    );
-    assert_eq!(
-        pipeline.world.production.requests(),
-        production_before,
-        "production never contacted"
-    );
-    assert_eq!(pipeline.output_files(), Vec::<String>::new());
+    pipeline.assert_refused_before_starting(&before).await;
 }
 
 #[tokio::test]
@@ -751,7 +727,7 @@ async fn a_bad_setting_from_the_environment_names_the_variable() {
     let pipeline = Pipeline::start().await;
     let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
     pipeline.queue.send(&message).await;
-    let production_before = pipeline.world.production.requests();
+    let before = pipeline.registry_requests();
     let tagged = format!("{}:latest", pipeline.source_repository());
 
     let outcome = run(pipeline
@@ -765,14 +741,7 @@ async fn a_bad_setting_from_the_environment_names_the_variable() {
         "a buildspec sets the variable, not the flag: {}",
         outcome.error_line()
     );
-    assert_eq!(
-        pipeline.queue.counts().await,
-        Counts {
-            visible: 1,
-            not_visible: 0
-        }
-    );
-    assert_eq!(pipeline.world.production.requests(), production_before);
+    pipeline.assert_refused_before_starting(&before).await;
 }
 
 /// A dry run of RELEASE names the copy, the record and the deploy file it would make.

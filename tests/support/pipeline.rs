@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use super::aws::{Counts, Queue, Table};
+use super::registry::Request;
 use super::{Flavour, Image, World};
 
 /// The repository name in both registries, and the ECS container that runs it.
@@ -166,6 +167,35 @@ impl Pipeline {
             production.has_blobs_of(repository, image).await,
             "production has every blob of {repository}:{tag}"
         );
+    }
+
+    /// What each registry has been asked so far, as `(staging, production)`: to show later, with
+    /// [`Pipeline::assert_refused_before_starting`], that a run asked nothing.
+    pub fn registry_requests(&self) -> (Vec<Request>, Vec<Request>) {
+        (
+            self.world.staging.requests(),
+            self.world.production.requests(),
+        )
+    }
+
+    /// A run refused before it touched anything: the one queued message is visible and was never
+    /// received, neither registry was asked anything since `before`, and no deploy file exists.
+    pub async fn assert_refused_before_starting(&self, before: &(Vec<Request>, Vec<Request>)) {
+        assert_eq!(
+            self.queue.counts().await,
+            Counts {
+                visible: 1,
+                not_visible: 0
+            }
+        );
+        let received = self.queue.peek().await;
+        assert_eq!(received.len(), 1);
+        assert_eq!(
+            received[0].receive_count, 1,
+            "the binary never received the message (this look is the first receive)"
+        );
+        assert_eq!(&self.registry_requests(), before, "no registry contacted");
+        assert_eq!(self.output_files(), Vec::<String>::new());
     }
 
     /// Neither the queue nor its dead-letter queue holds a message.
