@@ -3,14 +3,14 @@
 #
 #   bench/copy.sh                          # 5 rounds, prints a markdown table
 #   BENCH_ROUNDS=3 bench/copy.sh           # fewer rounds
-#   BENCH_ROUNDS=5 BENCH_WRITE=1 bench/copy.sh   # also writes bench/RESULTS.md
+#   BENCH_ROUNDS=5 BENCH_WRITE=1 bench/copy.sh   # also writes bench/RESULTS-<filesystem of the temp dir>.md
 #
 # Everything runs on 127.0.0.1 with free ports picked at run time; all data lives in one temp directory
 # that is deleted on exit, and every server started here is stopped on exit. See bench/README.md.
 #
 # Environment:
 #   BENCH_ROUNDS     rounds per scenario (default 5)
-#   BENCH_WRITE      1: write bench/RESULTS.md
+#   BENCH_WRITE      1: write bench/RESULTS-<filesystem>.md, e.g. RESULTS-ext4.md or RESULTS-tmpfs.md
 #   BENCH_TMP        parent of the temp directory (default ${TMPDIR:-/tmp}); needs ~3.5 GiB free
 #   BENCH_JOBS       passed to ecr-promote as --jobs (default: unset, the binary's own default)
 #   BENCH_NO_BUILD   1: skip `cargo build --release` (use the binary already in target/release)
@@ -424,6 +424,9 @@ export V_REGISTRY="$(docker-registry --version)"
 export V_RUSTC="$(rustc --version 2>/dev/null || echo unknown)"
 export V_CURL="$(curl --version | head -n 1 | cut -d' ' -f1-2)"
 export WHEN="$(date -u +%Y-%m-%dT%H:%MZ)"
+# Where the registries keep their blobs: on a disk, each finished upload waits for Distribution's fsync.
+STORAGE_FS="$(df --output=fstype "$WORK" | tail -n 1 | tr -d ' ')"
+export STORAGE="$STORAGE_FS ($(df --output=target "$WORK" | tail -n 1 | tr -d ' '))"
 export JOBS="${BENCH_JOBS:-default}"
 
 REPORT="$(python3 - <<'PY'
@@ -454,7 +457,7 @@ out.append(f"Produced by `{os.environ['COMMAND_LINE']}` on {os.environ['WHEN']},
 out.append(f"- Machine: {os.environ['MACHINE']}")
 out.append(f"- ecr-promote: {os.environ['V_ECR']}, --jobs {os.environ['JOBS']}")
 out.append(f"- skopeo: {os.environ['V_SKOPEO']}")
-out.append(f"- registries: {os.environ['V_REGISTRY']}, filesystem storage, htpasswd bcrypt cost 4, plain http on 127.0.0.1")
+out.append(f"- registries: {os.environ['V_REGISTRY']}, filesystem storage on {os.environ['STORAGE']}, htpasswd bcrypt cost 4, plain http on 127.0.0.1")
 out.append(f"- built with: {os.environ['V_RUSTC']}")
 out.append(f"- images: bench/app = OCI manifest, config + 8 x 30 MiB + 4 x 1 MiB random layers ({os.environ['APP_DIGEST']}); "
            f"bench/big = one 1 GiB random layer ({os.environ['BIG_DIGEST']})")
@@ -527,6 +530,6 @@ PY
 echo
 echo "$REPORT"
 if [[ "$WRITE" == 1 ]]; then
-    echo "$REPORT" >"$REPO/bench/RESULTS.md"
-    log "wrote bench/RESULTS.md"
+    echo "$REPORT" >"$REPO/bench/RESULTS-$STORAGE_FS.md"
+    log "wrote bench/RESULTS-$STORAGE_FS.md"
 fi
