@@ -226,7 +226,7 @@ pub struct Table {
 impl Table {
     pub async fn create(moto: &Moto, name: &str) -> Table {
         let client = aws_sdk_dynamodb::Client::new(&config(moto));
-        client
+        let created = client
             .create_table()
             .table_name(name)
             .attribute_definitions(
@@ -245,8 +245,17 @@ impl Table {
             )
             .billing_mode(BillingMode::PayPerRequest)
             .send()
-            .await
-            .unwrap_or_else(|error| panic!("create table {name}: {error:?}"));
+            .await;
+        // Each world has its own moto, so the table can only exist already if the SDK retried a
+        // creation whose answer was lost (moto's server closes connections the client may reuse).
+        let retried = created.as_ref().is_err_and(|error| {
+            error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception())
+        });
+        if !retried {
+            created.unwrap_or_else(|error| panic!("create table {name}: {error:?}"));
+        }
         Table {
             client,
             name: name.to_string(),
