@@ -1,10 +1,22 @@
 //! AWS configuration, loaded the SDK's way so that `AWS_REGION`, `AWS_PROFILE`, SSO, container and instance
 //! roles and `AWS_ENDPOINT_URL[_<SERVICE>]` all work unchanged.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-pub async fn load() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+/// `stall`: an API call attempt with no answer for this long is abandoned, and the SDK's retry policy tries it
+/// again, rather than the run hanging on it until CodeBuild's build timeout (the SDK sets no such limit).
+pub async fn load(stall: Duration) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(stall)
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// The same configuration acting as `role_arn` (e.g. a role in the staging account that may pull its images).

@@ -128,6 +128,9 @@ pub struct CopyArgs {
     pub registries: RegistryArgs,
 }
 
+/// Seconds without an answer (or, mid-blob, without a byte moving) before a request is given up.
+const DEFAULT_STALL_SECONDS: u64 = 60;
+
 /// How registries are reached: shared by every command that talks to them.
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
@@ -147,8 +150,9 @@ pub struct RegistryArgs {
     pub source_role_arn: Option<String>,
 
     /// Give up a registry request that moves no data for this many seconds (no answer, or no bytes either
-    /// way during a blob copy); it is then tried again. A long transfer that keeps moving is never cut off.
-    #[arg(long, env = "PROMOTE_STALL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// way during a blob copy), or an AWS API call attempt with no answer; it is then tried again. A long
+    /// transfer that keeps moving is never cut off.
+    #[arg(long, env = "PROMOTE_STALL_SECONDS", default_value_t = DEFAULT_STALL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub stall_seconds: u64,
 }
 
@@ -491,7 +495,10 @@ async fn redeploy(promotion: &PromotionArgs, tag: &str) -> Result<()> {
 
 async fn history(args: HistoryArgs) -> Result<()> {
     let table = args.ledger.table()?;
-    let ledger = Ledger::new(&crate::aws::load().await, &table);
+    let ledger = Ledger::new(
+        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await,
+        &table,
+    );
     let records = ledger.releases().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&records)?);
@@ -503,7 +510,10 @@ async fn history(args: HistoryArgs) -> Result<()> {
 
 async fn show(args: ShowArgs) -> Result<()> {
     let table = args.ledger.table()?;
-    let ledger = Ledger::new(&crate::aws::load().await, &table);
+    let ledger = Ledger::new(
+        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await,
+        &table,
+    );
     let record = ledger.get(&args.tag).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "release {} is not recorded in table {table}: `ecr-promote history` lists the releases",

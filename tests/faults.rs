@@ -20,7 +20,7 @@ async fn world_with_faulty(production: bool) -> (World, FaultyFront) {
     } else {
         &world.staging
     };
-    let front = FaultyFront::start(registry).await;
+    let front = FaultyFront::start(&registry.url()).await;
     let host = registry.ecr_host();
     world.route(&host, &front.url());
     (world, front)

@@ -12,9 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use support::{
-    AUTHOR, CONTAINER, Counts, ENVELOPES, Envelope, GITHUB_REPOSITORY, Image, MAX_RECEIVE_COUNT,
-    Outcome, PRODUCTION_ACCOUNT, Pipeline, REPOSITORY, Registry, ReleaseEvent, Request,
-    STAGING_ACCOUNT, TABLE, World, ping, run,
+    AUTHOR, CONTAINER, Counts, ENVELOPES, Envelope, FaultyFront, GITHUB_REPOSITORY, Image,
+    MAX_RECEIVE_COUNT, Outcome, PRODUCTION_ACCOUNT, Pipeline, REPOSITORY, Registry, ReleaseEvent,
+    Request, STAGING_ACCOUNT, TABLE, World, ping, run,
 };
 
 /// The release's commit, as `target_commitish` carries it when GitHub is given a SHA.
@@ -989,4 +989,31 @@ async fn json_logs_stay_json_when_the_run_fails() {
 
     assert_eq!(outcome.code, 1, "{}", outcome.stderr);
     assert_json_lines(&outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aws_call_never_answered_is_given_up_and_retried() {
+    let pipeline = Pipeline::start().await;
+    let image = pipeline.stage(COMMIT).await;
+    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
+    pipeline.queue.send(&message).await;
+    let front = FaultyFront::start(&pipeline.world.moto.url()).await;
+    // Every AWS call is a POST to `/`: the run's first one (SQS, ECR or DynamoDB) is never answered.
+    front.hang("POST", "/", 1);
+
+    let outcome = run_step(
+        &pipeline,
+        &[
+            ("AWS_ENDPOINT_URL", &front.url()),
+            ("PROMOTE_STALL_SECONDS", "1"),
+        ],
+    )
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), 1, "one call was left unanswered");
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, &image)
+        .await;
+    pipeline.assert_queue_empty().await;
 }

@@ -38,6 +38,21 @@ impl Queue {
         &self.url
     }
 
+    /// A long poll answers only after up to `wait_seconds`: its attempt gets that on top of the usual limit.
+    fn long_poll_timeout(&self, wait_seconds: i32) -> aws_sdk_sqs::config::Builder {
+        let usual = self
+            .client
+            .config()
+            .timeout_config()
+            .and_then(|timeouts| timeouts.operation_attempt_timeout());
+        let mut timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder();
+        if let Some(usual) = usual {
+            let wait = Duration::from_secs(wait_seconds.max(0) as u64);
+            timeouts = timeouts.operation_attempt_timeout(usual + wait);
+        }
+        aws_sdk_sqs::config::Builder::default().timeout_config(timeouts.build())
+    }
+
     /// Takes every pending message (up to a bound), each hidden from other consumers for `visibility`.
     /// The first receive long-polls for `wait`; later ones only drain what is already there.
     pub async fn receive_all(&self, wait: Duration, visibility: Duration) -> Result<Vec<Message>> {
@@ -52,6 +67,8 @@ impl Queue {
                 .wait_time_seconds(wait_seconds)
                 .visibility_timeout(visibility.as_secs() as i32)
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                .customize()
+                .config_override(self.long_poll_timeout(wait_seconds))
                 .send()
                 .await
                 .map_err(crate::aws::sdk_error)

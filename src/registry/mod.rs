@@ -102,7 +102,7 @@ impl Connector {
 
     /// AWS configuration as the SDK finds it (environment, profile, SSO, container or instance role).
     pub async fn aws(&self) -> &SdkConfig {
-        self.aws.get_or_init(crate::aws::load).await
+        self.aws.get_or_init(|| crate::aws::load(self.stall)).await
     }
 
     async fn aws_for(&self, side: Side) -> &SdkConfig {

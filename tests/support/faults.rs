@@ -1,5 +1,5 @@
-//! A front that passes requests through to a Distribution registry, except those it was told to
-//! fail: answered with a status (503, 429…) a number of times, their response body cut off half
+//! A front that passes requests through to a server — a Distribution registry, or moto standing in
+//! for AWS — except those it was told to fail: answered with a status (503, 429…) a number of times, their response body cut off half
 //! way with the connection dropped, never answered, their response body stopped half way with the
 //! connection left open, or their request body taken slowly — as a flaky network, an overloaded
 //! ECR or a slow link between accounts would.
@@ -19,7 +19,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::front::{relayed_headers, remove_hop_by_hop};
-use super::registry::Registry;
 
 pub struct FaultyFront {
     shared: Arc<Shared>,
@@ -27,7 +26,7 @@ pub struct FaultyFront {
 }
 
 struct Shared {
-    registry_url: String,
+    upstream_url: String,
     front_url: String,
     client: reqwest::Client,
     rules: Mutex<Vec<Rule>>,
@@ -63,14 +62,14 @@ enum Fault {
 }
 
 impl FaultyFront {
-    /// Serves in front of `registry` until dropped. Needs a multi-threaded runtime when the test
+    /// Serves in front of the server at `upstream` (a base URL) until dropped. Needs a multi-threaded runtime when the test
     /// also waits on the binary.
-    pub async fn start(registry: &Registry) -> FaultyFront {
+    pub async fn start(upstream: &str) -> FaultyFront {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the faulty front");
         let shared = Arc::new(Shared {
-            registry_url: registry.url(),
+            upstream_url: upstream.to_string(),
             front_url: format!(
                 "http://{}",
                 listener.local_addr().expect("listener address")
@@ -204,7 +203,7 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         .client
         .request(
             parts.method,
-            format!("{}{path_and_query}", shared.registry_url),
+            format!("{}{path_and_query}", shared.upstream_url),
         )
         .headers(headers)
         .body(body)
@@ -215,13 +214,13 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         Err(error) => {
             return (
                 StatusCode::BAD_GATEWAY,
-                format!("faulty front: registry failed: {error}"),
+                format!("faulty front: upstream failed: {error}"),
             )
                 .into_response();
         }
     };
     let status = upstream.status();
-    let mut headers = relayed_headers(upstream.headers(), &shared.registry_url, &shared.front_url);
+    let mut headers = relayed_headers(upstream.headers(), &shared.upstream_url, &shared.front_url);
     let body = match fault {
         Some(Fault::CutBody) => {
             // Content-Length stays the whole body's: the client sees the connection end early.
