@@ -8,10 +8,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{
-    Envelope, Flavour, Image, Outcome, Pipeline, REPOSITORY, ReleaseEvent, VISIBILITY_SECONDS, run,
-    wait_until,
-};
+use support::{Flavour, Image, Outcome, Pipeline, REPOSITORY, VISIBILITY_SECONDS, run, wait_until};
 
 const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
 const RELEASE: &str = "v1.2.0";
@@ -29,10 +26,7 @@ async fn pending_large_release() -> (Pipeline, Image) {
         .staging
         .push_image(REPOSITORY, COMMIT, &image)
         .await;
-    pipeline
-        .queue
-        .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
-        .await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
     (pipeline, image)
 }
 

@@ -212,8 +212,7 @@ async fn two_abbreviations_of_the_commit_are_refused_and_the_message_kept() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(&COMMIT[..7]).await;
     pipeline.stage(&COMMIT[..8]).await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    let message = pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run_step(&pipeline, &[]).await;
 
@@ -628,8 +627,7 @@ async fn a_release_tag_on_another_digest_is_refused_and_left_alone() {
         .push_image(REPOSITORY, RELEASE, &existing)
         .await;
     let writes_before = blob_uploads_and_manifest_puts(&pipeline.world.production);
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    let message = pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run_step(&pipeline, &[]).await;
 
@@ -671,8 +669,7 @@ async fn a_release_recorded_with_another_commit_is_refused_before_any_copy() {
         ])
         .await;
     let recorded = pipeline.table.item(RELEASE).await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    let message = pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run_step(&pipeline, &[]).await;
 
@@ -707,8 +704,7 @@ async fn a_release_recorded_with_another_commit_is_refused_before_any_copy() {
 async fn a_missing_setting_is_named_and_nothing_is_touched() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
     let before = pipeline.registry_requests();
 
     let outcome = run(pipeline.run_command().env_remove("PROMOTE_TABLE")).await;
@@ -725,8 +721,7 @@ async fn a_missing_setting_is_named_and_nothing_is_touched() {
 #[tokio::test]
 async fn a_bad_setting_from_the_environment_names_the_variable() {
     let pipeline = Pipeline::start().await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
     let before = pipeline.registry_requests();
     let tagged = format!("{}:latest", pipeline.source_repository());
 
@@ -776,8 +771,7 @@ fn assert_says_what_it_would_do(pipeline: &Pipeline, outcome: &Outcome, image: &
 async fn a_dry_run_says_what_it_would_do_and_changes_nothing() {
     let pipeline = Pipeline::start().await;
     let image = pipeline.stage(COMMIT).await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
     let handed_back = Counts {
         visible: 1,
         not_visible: 0,
@@ -813,8 +807,7 @@ async fn a_dry_run_says_what_it_would_do_and_changes_nothing() {
 async fn a_commit_without_a_staging_image_is_named_and_kept() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(OTHER_COMMIT).await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    let message = pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run_step(&pipeline, &[]).await;
 
@@ -936,10 +929,7 @@ fn assert_no_secrets(outcome: &Outcome) {
 async fn json_logs_are_json_and_no_output_carries_a_registry_password() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    pipeline
-        .queue
-        .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
-        .await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run(pipeline.run_command().args(["--log-format", "json"])).await;
 
@@ -954,8 +944,7 @@ async fn json_logs_are_json_and_no_output_carries_a_registry_password() {
     );
     let rejecting = Pipeline::around(World::with_registries(staging, production).await).await;
     rejecting.stage(COMMIT).await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    rejecting.queue.send(&message).await;
+    let message = rejecting.queue_release(RELEASE, COMMIT).await;
 
     let failed = run(rejecting
         .run_command()
@@ -980,10 +969,7 @@ async fn json_logs_are_json_and_no_output_carries_a_registry_password() {
 async fn json_logs_stay_json_when_the_run_fails() {
     // Nothing staged: the promotion fails.
     let pipeline = Pipeline::start().await;
-    pipeline
-        .queue
-        .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
-        .await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run(pipeline.run_command().args(["--log-format", "json"])).await;
 
@@ -995,8 +981,7 @@ async fn json_logs_stay_json_when_the_run_fails() {
 async fn an_aws_call_never_answered_is_given_up_and_retried() {
     let pipeline = Pipeline::start().await;
     let image = pipeline.stage(COMMIT).await;
-    let message = ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw);
-    pipeline.queue.send(&message).await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
     let front = FaultyFront::start(&pipeline.world.moto.url()).await;
     // Every AWS call is a POST to `/`: the run's first one (SQS, ECR or DynamoDB) is never answered.
     front.hang("POST", "/", 1);

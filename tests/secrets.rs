@@ -94,10 +94,7 @@ async fn a_signed_promotion_logged_at_debug_shows_no_secret() {
 async fn a_promotion_logged_at_trace_shows_no_registry_token() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    pipeline
-        .queue
-        .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
-        .await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run(pipeline.run_command().env("RUST_LOG", "trace")).await;
 
@@ -173,10 +170,7 @@ async fn a_registry_refusing_the_token_is_named_without_the_token() {
 async fn a_missing_repository_is_named_without_a_secret() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    pipeline
-        .queue
-        .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
-        .await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
     let missing = pipeline.world.staging.reference("missing");
 
     let outcomes = run_verbosely("a missing source repository", || {

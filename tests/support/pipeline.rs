@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use super::aws::{Counts, Queue, Table};
+use super::github::{Envelope, ReleaseEvent};
 use super::registry::Request;
 use super::{Flavour, Image, World};
 
@@ -167,6 +168,14 @@ impl Pipeline {
             production.has_blobs_of(repository, image).await,
             "production has every blob of {repository}:{tag}"
         );
+    }
+
+    /// Queues the webhook delivery of release `tag` of `commit` being published (raw envelope), and
+    /// returns the message body.
+    pub async fn queue_release(&self, tag: &str, commit: &str) -> String {
+        let message = ReleaseEvent::published(tag, commit).message(Envelope::Raw);
+        self.queue.send(&message).await;
+        message
     }
 
     /// What each registry has been asked so far, as `(staging, production)`: to show later, with
