@@ -635,8 +635,7 @@ async fn a_release_whose_second_image_would_move_a_tag_is_refused_before_any_cop
         writes,
         "nothing written to production"
     );
-    assert_eq!(pipeline.table.items().await, Vec::<Value>::new());
-    assert_eq!(pipeline.output_files(), Vec::<String>::new());
+    pipeline.assert_nothing_recorded_or_written().await;
     pipeline.assert_kept(&[&message]).await;
 }
 
@@ -669,8 +668,7 @@ async fn a_release_whose_second_copy_fails_records_nothing_and_is_retried() {
         None,
         "no tag on an incomplete image"
     );
-    assert_eq!(pipeline.table.items().await, Vec::<Value>::new());
-    assert_eq!(pipeline.output_files(), Vec::<String>::new());
+    pipeline.assert_nothing_recorded_or_written().await;
     // Counted, not read: a read is a receive, and a third would send it to the dead-letter queue.
     assert_eq!(
         pipeline
@@ -1005,6 +1003,5 @@ async fn a_codebuild_webhook_on_a_branch_is_refused_naming_the_trigger() {
         production,
         "production untouched"
     );
-    assert_eq!(pipeline.table.items().await, Vec::<Value>::new());
-    assert_eq!(pipeline.output_files(), Vec::<String>::new());
+    pipeline.assert_nothing_recorded_or_written().await;
 }

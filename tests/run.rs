@@ -29,6 +29,19 @@ async fn run_step(pipeline: &Pipeline, env: &[(&str, &str)]) -> Outcome {
     run(pipeline.run_command().envs(env.iter().copied())).await
 }
 
+/// `release` of COMMIT went all the way: `image` in production under the release tag, the release
+/// recorded, and the deploy file naming the production image.
+async fn assert_shipped(pipeline: &Pipeline, release: &ReleaseEvent, image: &Image) {
+    pipeline
+        .assert_in_production(REPOSITORY, &release.tag, image)
+        .await;
+    assert_recorded(pipeline, release, COMMIT, image, None).await;
+    assert_eq!(
+        pipeline.deploy_file("imagedefinitions.json"),
+        Some(imagedefinitions(&production_image(pipeline, &release.tag)))
+    );
+}
+
 /// imagedefinitions.json deploying `image_uri` to the one container.
 fn imagedefinitions(image_uri: &str) -> Value {
     json!([{ "name": CONTAINER, "imageUri": image_uri }])
@@ -196,14 +209,7 @@ async fn finds_the_staging_image_under_an_abbreviated_commit() {
     let outcome = run_step(&pipeline, &[]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    pipeline
-        .assert_in_production(REPOSITORY, RELEASE, &image)
-        .await;
-    assert_recorded(&pipeline, &release, COMMIT, &image, None).await;
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, RELEASE)))
-    );
+    assert_shipped(&pipeline, &release, &image).await;
     pipeline.assert_queue_empty().await;
 }
 
@@ -379,14 +385,7 @@ async fn prereleases_are_promoted_when_asked_for() {
     let outcome = run_step(&pipeline, &[("PROMOTE_PRERELEASES", "true")]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    pipeline
-        .assert_in_production(REPOSITORY, &release.tag, &image)
-        .await;
-    assert_recorded(&pipeline, &release, COMMIT, &image, None).await;
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, &release.tag)))
-    );
+    assert_shipped(&pipeline, &release, &image).await;
     pipeline.assert_queue_empty().await;
 }
 
@@ -404,14 +403,7 @@ async fn malformed_messages_never_block_a_release_and_never_vanish() {
     let outcome = run_step(&pipeline, &[]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    pipeline
-        .assert_in_production(REPOSITORY, RELEASE, &image)
-        .await;
-    assert_recorded(&pipeline, &release, COMMIT, &image, None).await;
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, RELEASE)))
-    );
+    assert_shipped(&pipeline, &release, &image).await;
     for id in [&not_json_id, &not_a_release_id] {
         assert!(
             outcome.stderr.contains(id.as_str()),
@@ -649,8 +641,7 @@ async fn a_release_tag_on_another_digest_is_refused_and_left_alone() {
         writes_before,
         "nothing written to production"
     );
-    assert_eq!(pipeline.table.items().await, Vec::<Value>::new());
-    assert_eq!(pipeline.output_files(), Vec::<String>::new());
+    pipeline.assert_nothing_recorded_or_written().await;
     pipeline.assert_kept(&[&message]).await;
 }
 

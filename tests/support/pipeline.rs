@@ -207,6 +207,12 @@ impl Pipeline {
         assert_eq!(self.output_files(), Vec::<String>::new());
     }
 
+    /// No release recorded in the ledger and no deploy file written.
+    pub async fn assert_nothing_recorded_or_written(&self) {
+        assert_eq!(self.table.items().await, Vec::<Value>::new(), "ledger");
+        assert_eq!(self.output_files(), Vec::<String>::new(), "deploy files");
+    }
+
     /// Neither the queue nor its dead-letter queue holds a message.
     pub async fn assert_queue_empty(&self) {
         let empty = Counts {
