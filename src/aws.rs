@@ -8,15 +8,23 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 /// `stall`: an API call attempt with no answer for this long is abandoned, and the SDK's retry policy tries it
 /// again, rather than the run hanging on it until CodeBuild's build timeout (the SDK sets no such limit).
-pub async fn load(stall: Duration) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+/// Without a region every call would fail with the SDK's account of its search; say what to set instead.
+pub async fn load(stall: Duration) -> Result<SdkConfig, crate::exit::Usage> {
+    let config = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_attempt_timeout(stall)
                 .build(),
         )
         .load()
-        .await
+        .await;
+    if config.region().is_none() {
+        return Err(crate::exit::Usage(
+            "no AWS region: set AWS_REGION (or a region for the AWS_PROFILE in ~/.aws/config)"
+                .into(),
+        ));
+    }
+    Ok(config)
 }
 
 /// The same configuration acting as `role_arn` (e.g. a role in the staging account that may pull its images).

@@ -176,7 +176,7 @@ pub struct LedgerArgs {
 
 impl LedgerArgs {
     fn table(&self) -> Result<String, Usage> {
-        required(
+        required_text(
             self.table.clone(),
             "PROMOTE_TABLE",
             "--table",
@@ -250,7 +250,36 @@ pub struct PromotionArgs {
 }
 
 fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Result<T, Usage> {
-    value.ok_or_else(|| Usage(format!("{variable} is not set (or pass {flag}): {what}")))
+    value.ok_or_else(|| {
+        Usage(format!(
+            "{variable} is not set or empty (or pass {flag}): {what}"
+        ))
+    })
+}
+
+/// A text setting that must be given, and not blank: an empty variable in a buildspec is a mistake, not a
+/// choice (an empty PROMOTE_TABLE would otherwise fail only after messages were received).
+fn required_text(
+    value: Option<String>,
+    variable: &str,
+    flag: &str,
+    what: &str,
+) -> Result<String, Usage> {
+    required(value.filter(|v| !v.trim().is_empty()), variable, flag, what)
+}
+
+/// A comma-separated setting: its items trimmed; an empty or all-blank list is refused, since it would match
+/// nothing (an empty PROMOTE_RELEASE_ACTIONS would skip, and so delete, every release).
+fn list(values: &[String], variable: &str, what: &str) -> Result<Vec<String>, Usage> {
+    let items: Vec<String> = values
+        .iter()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if items.is_empty() {
+        return Err(Usage(format!("{variable} is empty: {what}")));
+    }
+    Ok(items)
 }
 
 impl PromotionArgs {
@@ -271,19 +300,11 @@ impl PromotionArgs {
             "--target-repository",
             "the production repository URI, e.g. 222222222222.dkr.ecr.us-east-1.amazonaws.com/api",
         )?;
-        let containers: Vec<String> = self
-            .container_name
-            .iter()
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .collect();
-        if containers.is_empty() {
-            return Err(Usage(
-                "PROMOTE_CONTAINER_NAME is not set (or pass --container-name): the ECS container name(s) for \
-                 imagedefinitions.json"
-                    .into(),
-            ));
-        }
+        let containers = list(
+            &self.container_name,
+            "PROMOTE_CONTAINER_NAME",
+            "set it (or pass --container-name) to the ECS container name(s) for imagedefinitions.json",
+        )?;
         Ok(vec![Route {
             containers,
             source,
@@ -325,7 +346,7 @@ impl PromotionArgs {
 
     async fn promoter(&self, settings: Settings, table: &str) -> Result<Promoter> {
         let connector = self.registries.connector();
-        let ledger = Ledger::new(connector.aws().await, table);
+        let ledger = Ledger::new(connector.aws().await?, table);
         Promoter::open(settings, connector, ledger).await
     }
 }
@@ -467,6 +488,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
 /// A release given by tag and commit, as variables and the command line give it.
 fn release_named(tag: String, commit: Option<String>) -> Release {
     Release {
+        id: None,
         tag_name: tag,
         target_commitish: commit.unwrap_or_default(),
         name: None,
@@ -496,14 +518,14 @@ async fn redeploy(promotion: &PromotionArgs, tag: &str) -> Result<()> {
 async fn history(args: HistoryArgs) -> Result<()> {
     let table = args.ledger.table()?;
     let ledger = Ledger::new(
-        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await,
+        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await?,
         &table,
     );
-    let records = ledger.releases().await?;
+    let releases = ledger.releases().await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        println!("{}", crate::history::json(&releases)?);
     } else {
-        print!("{}", crate::history::table(&records));
+        print!("{}", crate::history::table(&releases));
     }
     Ok(())
 }
@@ -511,7 +533,7 @@ async fn history(args: HistoryArgs) -> Result<()> {
 async fn show(args: ShowArgs) -> Result<()> {
     let table = args.ledger.table()?;
     let ledger = Ledger::new(
-        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await,
+        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await?,
         &table,
     );
     let record = ledger.get(&args.tag).await?.ok_or_else(|| {
@@ -535,7 +557,7 @@ async fn run_release(args: RunArgs) -> Result<()> {
     match args.release_source {
         ReleaseSource::Queue => {}
         ReleaseSource::Variables => {
-            let tag = required(
+            let tag = required_text(
                 args.release_tag,
                 "PROMOTE_RELEASE_TAG",
                 "--release-tag",
@@ -544,7 +566,7 @@ async fn run_release(args: RunArgs) -> Result<()> {
             return promote_and_deploy(&args.promotion, release_named(tag, args.commit)).await;
         }
         ReleaseSource::CodebuildWebhook => {
-            let trigger = required(
+            let trigger = required_text(
                 args.webhook_trigger,
                 "CODEBUILD_WEBHOOK_TRIGGER",
                 "--webhook-trigger",
@@ -560,7 +582,7 @@ async fn run_release(args: RunArgs) -> Result<()> {
         }
     }
     let (settings, table) = args.promotion.settings(true)?;
-    let queue_url = required(
+    let queue_url = required_text(
         args.queue_url,
         "PROMOTE_QUEUE_URL",
         "--queue-url",
@@ -570,26 +592,33 @@ async fn run_release(args: RunArgs) -> Result<()> {
         wait: Duration::from_secs(args.wait_seconds),
         visibility: Duration::from_secs(args.visibility_seconds),
         policy: Policy {
-            actions: args
-                .release_actions
-                .iter()
-                .map(|a| a.trim().to_owned())
-                .collect(),
+            actions: list(
+                &args.release_actions,
+                "PROMOTE_RELEASE_ACTIONS",
+                "name the release actions that promote, e.g. published",
+            )?,
             prereleases: args.prereleases,
-            webhook_secret: args
-                .webhook_secret
-                .filter(|s| !s.is_empty())
-                .map(Secret::new),
+            webhook_secret: match args.webhook_secret {
+                Some(secret) if secret.is_empty() => {
+                    return Err(Usage(
+                        "PROMOTE_WEBHOOK_SECRET is set but empty: set the GitHub webhook secret, or unset the \
+                         variable to accept unsigned deliveries"
+                            .into(),
+                    )
+                    .into());
+                }
+                secret => secret.map(Secret::new),
+            },
         },
         redeploy_latest_when_empty: args.redeploy_latest_when_empty,
     };
     let promoter = args.promotion.promoter(settings, &table).await?;
-    let queue = Queue::new(promoter.aws().await, &queue_url);
+    let queue = Queue::new(promoter.aws().await?, &queue_url);
     run::run(&promoter, &queue, &run_settings).await
 }
 
 async fn promote_one(args: PromoteArgs) -> Result<()> {
-    let tag = required(
+    let tag = required_text(
         args.tag,
         "PROMOTE_RELEASE_TAG",
         "--tag",

@@ -2,17 +2,37 @@
 
 use std::fmt::Write as _;
 
-use crate::ledger::Record;
+use crate::ledger::{Record, ReleaseState, Releases};
 
 fn short(text: &str, length: usize) -> &str {
-    let text = text.strip_prefix("sha256:").unwrap_or(text);
     &text[..text.len().min(length)]
 }
 
-/// One line per release, newest first, in aligned columns.
-pub fn table(records: &[Record]) -> String {
+fn state(record: &Record) -> &'static str {
+    match record.state {
+        ReleaseState::Done => "done",
+        ReleaseState::Pending => "pending",
+    }
+}
+
+/// Every release for scripts: the records, then each unreadable item as `{tag_name, state: "unreadable",
+/// problem}`.
+pub fn json(releases: &Releases) -> serde_json::Result<String> {
+    let mut entries = Vec::new();
+    for record in &releases.records {
+        entries.push(serde_json::to_value(record)?);
+    }
+    for item in &releases.unreadable {
+        entries.push(serde_json::json!({"tag_name": item.tag, "state": "unreadable", "problem": item.problem}));
+    }
+    serde_json::to_string_pretty(&entries)
+}
+
+/// One line per release, newest first, in aligned columns; unreadable items last, each with what is wrong.
+pub fn table(releases: &Releases) -> String {
     let header = [
         "TAG",
+        "STATE",
         "COMMIT",
         "DIGEST",
         "PROMOTED_AT",
@@ -20,19 +40,27 @@ pub fn table(records: &[Record]) -> String {
         "PRERELEASE",
     ]
     .map(String::from);
-    let rows: Vec<[String; 6]> = records
+    let mut rows: Vec<[String; 7]> = releases
+        .records
         .iter()
         .map(|r| {
             [
                 r.tag_name.clone(),
+                state(r).to_owned(),
                 short(&r.commit, 7).to_owned(),
-                short(&r.digest, 12).to_owned(),
-                r.promoted_at.clone(),
+                r.digest.short().to_owned(),
+                r.promoted_at.clone().unwrap_or_else(|| "-".into()),
                 r.last_deployed_at().unwrap_or("-").to_owned(),
                 if r.prerelease { "yes" } else { "no" }.to_owned(),
             ]
         })
         .collect();
+    rows.extend(releases.unreadable.iter().map(|u| {
+        let mut row: [String; 7] = std::array::from_fn(|_| "-".to_owned());
+        row[0] = u.tag.clone();
+        row[1] = "unreadable".into();
+        row
+    }));
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -48,6 +76,9 @@ pub fn table(records: &[Record]) -> String {
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
+    for item in &releases.unreadable {
+        let _ = writeln!(out, "unreadable {}: {}", item.tag, item.problem);
+    }
     out
 }
 
@@ -58,8 +89,9 @@ pub fn release(record: &Record) -> String {
         let _ = writeln!(out, "{name:14} {value}");
     };
     line("tag", &record.tag_name);
+    line("state", state(record));
     line("commit", &record.commit);
-    line("digest", &record.digest);
+    line("digest", &record.digest.to_string());
     if let Some(name) = &record.release_name {
         line("name", name);
     }
@@ -74,11 +106,9 @@ pub fn release(record: &Record) -> String {
             ),
         );
     }
-    line("promoted_at", &record.promoted_at);
-    line(
-        "published_at",
-        record.published_at.as_deref().unwrap_or("-"),
-    );
+    line("promoted_at", record.promoted_at.as_deref().unwrap_or("-"));
+    let published = record.published_at.map(|p| p.to_string());
+    line("published_at", published.as_deref().unwrap_or("-"));
     line("author", record.author.as_deref().unwrap_or("-"));
     line("prerelease", if record.prerelease { "yes" } else { "no" });
     line("html_url", record.html_url.as_deref().unwrap_or("-"));
@@ -92,7 +122,7 @@ pub fn release(record: &Record) -> String {
             out,
             "  {}  {:8}  by {}  build {}",
             deploy.deployed_at,
-            deploy.kind,
+            format!("{:?}", deploy.kind).to_lowercase(),
             deploy.initiator.as_deref().unwrap_or("-"),
             deploy.build_arn.as_deref().unwrap_or("-")
         );
@@ -103,57 +133,60 @@ pub fn release(record: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Deploy, Image};
+    use crate::ledger::{Deploy, DeployKind, Unreadable};
 
     fn record(tag: &str, deployed: Option<&str>) -> Record {
-        let digest = format!("sha256:{}", "ab".repeat(32));
-        Record {
-            tag_name: tag.into(),
-            commit: "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a".into(),
-            digest: digest.clone(),
-            source_image: format!("s/api@{digest}"),
-            target_image: format!("p/api:{tag}"),
-            containers: vec!["api".into()],
-            images: vec![Image {
-                containers: vec!["api".into()],
-                source_image: format!("s/api@{digest}"),
-                target_image: format!("p/api:{tag}"),
-                digest,
-            }],
-            promoted_at: "2026-01-01T00:00:00Z".into(),
-            release_name: None,
-            html_url: None,
-            author: None,
-            prerelease: tag.contains("rc"),
-            published_at: None,
-            build_arn: None,
-            deliveries: vec![],
-            deploys: deployed
-                .map(|at| Deploy {
-                    deployed_at: at.into(),
-                    kind: "redeploy".into(),
-                    build_arn: None,
-                    initiator: Some("alice".into()),
-                })
-                .into_iter()
-                .collect(),
-        }
+        let mut record = crate::ledger::example(tag);
+        record.prerelease = tag.contains("rc");
+        record.deploys = deployed
+            .map(|at| Deploy {
+                deployed_at: at.into(),
+                kind: DeployKind::Redeploy,
+                build_arn: None,
+                initiator: Some("alice".into()),
+            })
+            .into_iter()
+            .collect();
+        record
     }
 
     #[test]
     fn columns_line_up_whatever_the_tag_length() {
-        let out = table(&[
-            record("v10.20.30-rc.1", Some("2026-02-02T00:00:00Z")),
-            record("v1", None),
-        ]);
+        let mut pending = record("v2", None);
+        pending.state = ReleaseState::Pending;
+        pending.promoted_at = None;
+        let out = table(&Releases {
+            records: vec![
+                record("v10.20.30-rc.1", Some("2026-02-02T00:00:00Z")),
+                record("v1", None),
+                pending,
+            ],
+            unreadable: vec![Unreadable {
+                table: "t".into(),
+                tag: "v9".into(),
+                problem: "field commit is missing".into(),
+            }],
+        });
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 6, "{out}");
+        assert!(
+            lines[3].starts_with("v2") && lines[3].contains("pending"),
+            "{out}"
+        );
+        assert!(
+            lines[4].starts_with("v9") && lines[4].contains("unreadable"),
+            "{out}"
+        );
+        assert_eq!(lines[5], "unreadable v9: field commit is missing", "{out}");
         let column = |line: &str| {
             line.find("3f2a9c1")
                 .or_else(|| line.find("COMMIT"))
                 .unwrap()
         };
-        assert!(lines.iter().all(|l| column(l) == column(lines[0])), "{out}");
+        assert!(
+            lines[..4].iter().all(|l| column(l) == column(lines[0])),
+            "{out}"
+        );
         assert!(
             lines[1].contains("ababababab")
                 && lines[1].contains("2026-02-02T00:00:00Z")

@@ -1,6 +1,13 @@
-//! The ledger: one DynamoDB item per release (partition key `tag_name`), written only after the images are in
-//! production. It is what makes a production deploy traceable: release → commit → staging digest →
-//! production tag → build, and every later deploy of the release.
+//! The ledger: one DynamoDB item per release (partition key `tag_name`).
+//!
+//! A promotion first **claims** its release tag: a conditional write of the tag with its commit and digests
+//! in state `pending`, accepted only when the tag is new or already holds the same commit and digests. Only
+//! the holder of a claim writes the tag in production, so two runs with different commits can never both
+//! move it; once the images are there the claim is **completed** (`done`). The item is the trace: release →
+//! commit → staging digest → production tag → build, and every later deploy of the release.
+//!
+//! Items are read strictly: an item that is not a record this tool wrote is an error naming the table, the
+//! key and the field, never a release silently read with blanks.
 
 use std::collections::HashMap;
 
@@ -10,6 +17,13 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
+use crate::registry::Digest;
+use crate::timestamp::Timestamp;
+
+/// Keys of items that are not releases: the webhook function's delivery claims (`delivery#<id>`). `#` can
+/// never be in a release tag, which must be a valid image tag.
+const NOT_A_RELEASE: &str = "delivery#";
+
 /// One image of a release.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Image {
@@ -18,18 +32,54 @@ pub struct Image {
     pub source_image: String,
     /// `production-repo:tag`: where it went.
     pub target_image: String,
-    pub digest: String,
+    pub digest: Digest,
+}
+
+/// How a release came to be deployed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployKind {
+    Promote,
+    Redeploy,
+}
+
+impl DeployKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeployKind::Promote => "promote",
+            DeployKind::Redeploy => "redeploy",
+        }
+    }
 }
 
 /// One deploy of a release: its promotion, or a later redeploy.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Deploy {
     pub deployed_at: String,
-    /// `promote` or `redeploy`.
-    pub kind: String,
+    pub kind: DeployKind,
     pub build_arn: Option<String>,
     /// Who started it (CodeBuild's initiator, or the user at a terminal).
     pub initiator: Option<String>,
+}
+
+/// Where a release's promotion stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseState {
+    /// Claimed: a run holds the tag and may be copying it (or was stopped while it did; a rerun with the same
+    /// commit resumes).
+    Pending,
+    /// In production and recorded.
+    Done,
+}
+
+impl ReleaseState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Pending => "pending",
+            ReleaseState::Done => "done",
+        }
+    }
 }
 
 /// What the ledger holds for one release. `digest`, `source_image` and `target_image` are the first
@@ -37,19 +87,22 @@ pub struct Deploy {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Record {
     pub tag_name: String,
+    pub state: ReleaseState,
     pub commit: String,
-    pub digest: String,
+    pub digest: Digest,
     pub source_image: String,
     pub target_image: String,
     pub containers: Vec<String>,
     pub images: Vec<Image>,
-    /// RFC 3339 UTC; the first promotion's time is kept when the same release is promoted again.
-    pub promoted_at: String,
+    /// RFC 3339 UTC, set when the promotion completes; the first promotion's time is kept on reruns.
+    pub promoted_at: Option<String>,
     pub release_name: Option<String>,
     pub html_url: Option<String>,
     pub author: Option<String>,
     pub prerelease: bool,
-    pub published_at: Option<String>,
+    pub published_at: Option<Timestamp>,
+    /// GitHub's release id, which breaks ties between releases published in the same second.
+    pub release_id: Option<u64>,
     pub build_arn: Option<String>,
     /// GitHub `X-GitHub-Delivery` ids that promoted this release.
     pub deliveries: Vec<String>,
@@ -57,20 +110,45 @@ pub struct Record {
 }
 
 impl Record {
-    /// Whether `self` may be written where `existing` is recorded.
+    /// A claim on `tag` for these images (at least one), to be completed once they are in production.
+    pub fn pending(tag: &str, commit: &str, images: Vec<Image>) -> Result<Record> {
+        let first = images
+            .first()
+            .context("no image to promote: set PROMOTE_SOURCE_REPOSITORY or PROMOTE_CONFIG")?;
+        Ok(Record {
+            tag_name: tag.to_owned(),
+            state: ReleaseState::Pending,
+            commit: commit.to_owned(),
+            digest: first.digest.clone(),
+            source_image: first.source_image.clone(),
+            target_image: first.target_image.clone(),
+            containers: images.iter().flat_map(|i| i.containers.clone()).collect(),
+            images,
+            promoted_at: None,
+            release_name: None,
+            html_url: None,
+            author: None,
+            prerelease: false,
+            published_at: None,
+            release_id: None,
+            build_arn: None,
+            deliveries: Vec::new(),
+            deploys: Vec::new(),
+        })
+    }
+
+    /// Every image's digest, in order: what a claim must match.
+    fn digests(&self) -> String {
+        let digests: Vec<String> = self.images.iter().map(|i| i.digest.to_string()).collect();
+        digests.join(",")
+    }
+
+    /// The conflict, if `self` may not be written where `existing` is recorded (another commit or digest).
     pub fn conflict_with(&self, existing: &Record, table: &str) -> Option<Conflict> {
-        let digests = |r: &Record| {
-            r.images
-                .iter()
-                .map(|i| i.digest.clone())
-                .collect::<Vec<_>>()
-        };
-        (existing.commit != self.commit
-            || existing.digest != self.digest
-            || digests(existing) != digests(self))
-        .then(|| Conflict {
+        (existing.commit != self.commit || existing.digests() != self.digests()).then(|| Conflict {
             table: table.to_owned(),
             tag: self.tag_name.clone(),
+            state: existing.state,
             recorded_commit: existing.commit.clone(),
             recorded_digest: existing.digest.clone(),
             commit: self.commit.clone(),
@@ -81,145 +159,318 @@ impl Record {
     pub fn last_deployed_at(&self) -> Option<&str> {
         self.deploys.iter().map(|d| d.deployed_at.as_str()).max()
     }
+
+    /// How this release orders against others, as [`crate::intake::Release::precedence`] does.
+    pub fn precedence(&self) -> crate::intake::github::Precedence {
+        (self.published_at, self.release_id)
+    }
 }
 
-/// The release tag is recorded with another commit or digest: tags never move, so the run stops.
+/// The release tag is held with another commit or digest: tags never move, so the run stops.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "release {tag} is already recorded in table {table} with commit {recorded_commit} ({recorded_digest}), \
-     not commit {commit} ({digest}): a release tag never moves — publish a new release instead"
+    "release {tag} is {} in table {table} with commit {recorded_commit} ({recorded_digest}), not commit \
+     {commit} ({digest}): a release tag never moves — publish a new release instead{}",
+    match state { ReleaseState::Done => "already recorded", ReleaseState::Pending => "claimed by a promotion" },
+    match state {
+        ReleaseState::Done => "",
+        ReleaseState::Pending => " (if that promotion was abandoned and its tag is not in production, delete \
+                                   the pending item by hand)",
+    }
 )]
 pub struct Conflict {
     pub table: String,
     pub tag: String,
+    pub state: ReleaseState,
     pub recorded_commit: String,
-    pub recorded_digest: String,
+    pub recorded_digest: Digest,
     pub commit: String,
-    pub digest: String,
+    pub digest: Digest,
 }
 
-#[derive(Clone)]
-pub struct Ledger {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+/// An item under a release's key that is not a record this tool wrote (hand-written, or damaged).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "the item for release {tag} in table {table} is unreadable: {problem}; it is not a record ecr-promote \
+     wrote: fix or delete it by hand"
+)]
+pub struct Unreadable {
+    pub table: String,
+    pub tag: String,
+    pub problem: String,
+}
+
+/// Every item of the table that names a release: the records, and those that could not be read.
+#[derive(Debug, Default)]
+pub struct Releases {
+    /// Newest promotion first (claims not yet completed first of all).
+    pub records: Vec<Record>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Releases {
+    /// The releases whose promotion completed: what may be deployed.
+    pub fn done(self) -> Vec<Record> {
+        self.records
+            .into_iter()
+            .filter(|r| r.state == ReleaseState::Done)
+            .collect()
+    }
 }
 
 type Item = HashMap<String, AttributeValue>;
 
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name)?.as_s().ok().cloned()
-}
+/// Attributes a rerun must not overwrite: what describes the release is kept from its first promotion (a
+/// `promote` by hand knows only tag and commit), and a completed release is not set back to pending.
+const KEPT: [&str; 9] = [
+    "state",
+    "promoted_at",
+    "release_name",
+    "html_url",
+    "author",
+    "prerelease",
+    "published_at",
+    "release_id",
+    "build_arn",
+];
 
-fn texts(item: &Item, name: &str) -> Vec<String> {
-    match item.get(name) {
-        Some(AttributeValue::L(list)) => {
-            list.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
-        }
-        Some(AttributeValue::Ss(set)) => set.clone(),
-        _ => Vec::new(),
-    }
-}
-
-fn maps<'a>(item: &'a Item, name: &str) -> impl Iterator<Item = &'a Item> {
-    item.get(name)
-        .and_then(|v| v.as_l().ok())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_m().ok())
+fn string(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
 }
 
 fn strings(values: &[String]) -> AttributeValue {
     AttributeValue::L(values.iter().cloned().map(AttributeValue::S).collect())
 }
 
-fn optional(item: &mut Item, name: &str, value: &Option<String>) {
+fn optional(item: &mut Item, name: &str, value: Option<impl ToString>) {
     if let Some(value) = value {
-        item.insert(name.to_owned(), AttributeValue::S(value.clone()));
+        item.insert(name.to_owned(), string(value.to_string()));
     }
 }
 
 fn image_item(image: &Image) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         ("containers".to_owned(), strings(&image.containers)),
-        (
-            "source_image".to_owned(),
-            AttributeValue::S(image.source_image.clone()),
-        ),
-        (
-            "target_image".to_owned(),
-            AttributeValue::S(image.target_image.clone()),
-        ),
-        ("digest".to_owned(), AttributeValue::S(image.digest.clone())),
+        ("source_image".to_owned(), string(&image.source_image)),
+        ("target_image".to_owned(), string(&image.target_image)),
+        ("digest".to_owned(), string(image.digest.to_string())),
     ]))
 }
 
 fn deploy_item(deploy: &Deploy) -> AttributeValue {
     let mut item = HashMap::from([
-        (
-            "deployed_at".to_owned(),
-            AttributeValue::S(deploy.deployed_at.clone()),
-        ),
-        ("kind".to_owned(), AttributeValue::S(deploy.kind.clone())),
+        ("deployed_at".to_owned(), string(&deploy.deployed_at)),
+        ("kind".to_owned(), string(deploy.kind.as_str())),
     ]);
-    optional(&mut item, "build_arn", &deploy.build_arn);
-    optional(&mut item, "initiator", &deploy.initiator);
+    optional(&mut item, "build_arn", deploy.build_arn.as_ref());
+    optional(&mut item, "initiator", deploy.initiator.as_ref());
     AttributeValue::M(item)
 }
 
-fn record_of(item: &Item) -> Option<Record> {
-    let digest = text(item, "digest")?;
-    let source_image = text(item, "source_image").unwrap_or_default();
-    let target_image = text(item, "target_image").unwrap_or_default();
-    let containers = texts(item, "containers");
-    let mut images: Vec<Image> = maps(item, "images")
-        .filter_map(|m| {
-            Some(Image {
-                containers: texts(m, "containers"),
-                source_image: text(m, "source_image")?,
-                target_image: text(m, "target_image")?,
-                digest: text(m, "digest")?,
+/// The item for a record: every field written here, and read back by [`from_item`].
+fn to_item(record: &Record) -> Item {
+    let mut item = HashMap::from([
+        ("tag_name".to_owned(), string(&record.tag_name)),
+        ("state".to_owned(), string(record.state.as_str())),
+        ("commit".to_owned(), string(&record.commit)),
+        ("digest".to_owned(), string(record.digest.to_string())),
+        ("digests".to_owned(), string(record.digests())),
+        ("source_image".to_owned(), string(&record.source_image)),
+        ("target_image".to_owned(), string(&record.target_image)),
+        ("containers".to_owned(), strings(&record.containers)),
+        (
+            "images".to_owned(),
+            AttributeValue::L(record.images.iter().map(image_item).collect()),
+        ),
+        (
+            "prerelease".to_owned(),
+            AttributeValue::Bool(record.prerelease),
+        ),
+        (
+            "deploys".to_owned(),
+            AttributeValue::L(record.deploys.iter().map(deploy_item).collect()),
+        ),
+    ]);
+    if !record.deliveries.is_empty() {
+        item.insert(
+            "deliveries".to_owned(),
+            AttributeValue::Ss(record.deliveries.clone()),
+        );
+    }
+    optional(&mut item, "promoted_at", record.promoted_at.as_ref());
+    optional(&mut item, "release_name", record.release_name.as_ref());
+    optional(&mut item, "html_url", record.html_url.as_ref());
+    optional(&mut item, "author", record.author.as_ref());
+    optional(&mut item, "published_at", record.published_at);
+    optional(&mut item, "build_arn", record.build_arn.as_ref());
+    if let Some(id) = record.release_id {
+        item.insert("release_id".to_owned(), AttributeValue::N(id.to_string()));
+    }
+    item
+}
+
+/// One map's fields, read strictly: a field of the wrong type is a problem, not a blank.
+struct Fields<'a> {
+    item: &'a Item,
+    /// Where the map is, for messages (`images[1].`).
+    at: String,
+}
+
+impl<'a> Fields<'a> {
+    fn problem(&self, name: &str, what: &str) -> String {
+        format!("field {}{name} {what}", self.at)
+    }
+
+    fn text(&self, name: &str) -> Result<Option<&'a str>, String> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(text)) => Ok(Some(text)),
+            Some(_) => Err(self.problem(name, "is not a string")),
+        }
+    }
+
+    fn required(&self, name: &str) -> Result<&'a str, String> {
+        self.text(name)?
+            .ok_or_else(|| self.problem(name, "is missing"))
+    }
+
+    fn owned(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.text(name)?.map(str::to_owned))
+    }
+
+    fn parsed<T: std::str::FromStr<Err = String>>(&self, name: &str) -> Result<Option<T>, String> {
+        self.text(name)?
+            .map(|text| {
+                text.parse()
+                    .map_err(|e| self.problem(name, &format!("is wrong: {e}")))
             })
-        })
-        .collect();
+            .transpose()
+    }
+
+    fn texts(&self, name: &str) -> Result<Vec<String>, String> {
+        match self.item.get(name) {
+            None => Ok(Vec::new()),
+            Some(AttributeValue::Ss(set)) => Ok(set.clone()),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_s()
+                        .cloned()
+                        .map_err(|_| self.problem(name, "holds a non-string"))
+                })
+                .collect(),
+            Some(_) => Err(self.problem(name, "is not a list of strings")),
+        }
+    }
+
+    fn maps(&self, name: &str) -> Result<Vec<Fields<'a>>, String> {
+        match self.item.get(name) {
+            None => Ok(Vec::new()),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .enumerate()
+                .map(|(index, v)| match v {
+                    AttributeValue::M(item) => Ok(Fields {
+                        item,
+                        at: format!("{}{name}[{index}].", self.at),
+                    }),
+                    _ => Err(self.problem(name, "holds a non-map")),
+                })
+                .collect(),
+            Some(_) => Err(self.problem(name, "is not a list")),
+        }
+    }
+}
+
+fn image_of(fields: &Fields) -> Result<Image, String> {
+    Ok(Image {
+        containers: fields.texts("containers")?,
+        source_image: fields.required("source_image")?.to_owned(),
+        target_image: fields.required("target_image")?.to_owned(),
+        digest: fields
+            .parsed("digest")?
+            .ok_or_else(|| fields.problem("digest", "is missing"))?,
+    })
+}
+
+/// The record an item holds. Items written before claims have no `state` (they were written only once the
+/// images were in production, so they are done) and, before multi-image releases, no `images`.
+fn from_item(item: &Item) -> Result<Record, String> {
+    let fields = Fields {
+        item,
+        at: String::new(),
+    };
+    let top = image_of(&fields)?;
+    let mut images = fields
+        .maps("images")?
+        .iter()
+        .map(image_of)
+        .collect::<Result<Vec<_>, _>>()?;
     if images.is_empty() {
-        // Items written before multi-image releases hold their one image at the top level.
         images.push(Image {
-            containers: containers.clone(),
-            source_image: source_image.clone(),
-            target_image: target_image.clone(),
-            digest: digest.clone(),
+            containers: fields.texts("containers")?,
+            ..top.clone()
         });
     }
-    Some(Record {
-        tag_name: text(item, "tag_name")?,
-        commit: text(item, "commit")?,
-        digest,
-        source_image,
-        target_image,
-        containers,
-        images,
-        promoted_at: text(item, "promoted_at").unwrap_or_default(),
-        release_name: text(item, "release_name"),
-        html_url: text(item, "html_url"),
-        author: text(item, "author"),
-        prerelease: item
-            .get("prerelease")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        published_at: text(item, "published_at"),
-        build_arn: text(item, "build_arn"),
-        deliveries: texts(item, "deliveries"),
-        deploys: maps(item, "deploys")
-            .filter_map(|m| {
-                Some(Deploy {
-                    deployed_at: text(m, "deployed_at")?,
-                    kind: text(m, "kind").unwrap_or_default(),
-                    build_arn: text(m, "build_arn"),
-                    initiator: text(m, "initiator"),
-                })
+    let state = match fields.text("state")? {
+        None | Some("done") => ReleaseState::Done,
+        Some("pending") => ReleaseState::Pending,
+        Some(other) => {
+            return Err(fields.problem("state", &format!("is {other:?}, not pending or done")));
+        }
+    };
+    let deploys = fields
+        .maps("deploys")?
+        .iter()
+        .map(|deploy| {
+            Ok(Deploy {
+                deployed_at: deploy.required("deployed_at")?.to_owned(),
+                kind: match deploy.required("kind")? {
+                    "promote" => DeployKind::Promote,
+                    "redeploy" => DeployKind::Redeploy,
+                    other => {
+                        return Err(deploy
+                            .problem("kind", &format!("is {other:?}, not promote or redeploy")));
+                    }
+                },
+                build_arn: deploy.owned("build_arn")?,
+                initiator: deploy.owned("initiator")?,
             })
-            .collect(),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let prerelease = match item.get("prerelease") {
+        None => false,
+        Some(AttributeValue::Bool(value)) => *value,
+        Some(_) => return Err(fields.problem("prerelease", "is not a boolean")),
+    };
+    let release_id = match item.get("release_id") {
+        None => None,
+        Some(AttributeValue::N(number)) => Some(
+            number
+                .parse()
+                .map_err(|_| fields.problem("release_id", "is not a whole number"))?,
+        ),
+        Some(_) => return Err(fields.problem("release_id", "is not a number")),
+    };
+    Ok(Record {
+        tag_name: fields.required("tag_name")?.to_owned(),
+        state,
+        commit: fields.required("commit")?.to_owned(),
+        digest: top.digest,
+        source_image: top.source_image,
+        target_image: top.target_image,
+        containers: fields.texts("containers")?,
+        images,
+        promoted_at: fields.owned("promoted_at")?,
+        release_name: fields.owned("release_name")?,
+        html_url: fields.owned("html_url")?,
+        author: fields.owned("author")?,
+        prerelease,
+        published_at: fields.parsed("published_at")?,
+        release_id,
+        build_arn: fields.owned("build_arn")?,
+        deliveries: fields.texts("deliveries")?,
+        deploys,
     })
 }
 
@@ -227,6 +478,7 @@ fn record_of(item: &Item) -> Option<Record> {
 #[derive(Default)]
 struct Update {
     sets: Vec<String>,
+    adds: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
@@ -237,21 +489,69 @@ impl Update {
         format!("#{name}")
     }
 
-    fn set(&mut self, name: &str, value: AttributeValue) {
-        let key = self.name(name);
-        self.sets.push(format!("{key} = :{name}"));
+    fn value(&mut self, name: &str, value: AttributeValue) -> String {
         self.values.insert(format!(":{name}"), value);
+        format!(":{name}")
     }
 
-    fn set_expression(
-        &mut self,
-        expression: String,
-        values: impl IntoIterator<Item = (&'static str, AttributeValue)>,
-    ) {
-        self.sets.push(expression);
-        self.values
-            .extend(values.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    fn set(&mut self, name: &str, value: AttributeValue) {
+        let (key, value) = (self.name(name), self.value(name, value));
+        self.sets.push(format!("{key} = {value}"));
     }
+
+    /// Set only where the item has no value yet.
+    fn keep(&mut self, name: &str, value: AttributeValue) {
+        let (key, value) = (self.name(name), self.value(name, value));
+        self.sets
+            .push(format!("{key} = if_not_exists({key}, {value})"));
+    }
+
+    fn add_delivery(&mut self, delivery: Option<&str>) {
+        if let Some(delivery) = delivery {
+            let key = self.name("deliveries");
+            let value = self.value("delivery", AttributeValue::Ss(vec![delivery.to_owned()]));
+            self.adds.push(format!("{key} {value}"));
+        }
+    }
+
+    /// The same commit and digests as `record`: the condition under which a claim is ours.
+    fn same_release(&mut self, record: &Record) -> String {
+        let (commit, digest, digests) = (
+            self.name("commit"),
+            self.name("digest"),
+            self.name("digests"),
+        );
+        let values = (
+            self.value("commit", string(&record.commit)),
+            self.value("digest", string(record.digest.to_string())),
+            self.value("digests", string(record.digests())),
+        );
+        format!(
+            "({commit} = {} AND {digest} = {} AND (attribute_not_exists({digests}) OR {digests} = {}))",
+            values.0, values.1, values.2
+        )
+    }
+
+    fn expression(&self) -> String {
+        let mut expression = String::new();
+        if !self.sets.is_empty() {
+            expression.push_str(&format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.adds.is_empty() {
+            expression.push_str(&format!(" ADD {}", self.adds.join(", ")));
+        }
+        expression
+    }
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 impl Ledger {
@@ -273,98 +573,111 @@ impl Ledger {
         )
     }
 
+    fn unreadable(&self, tag: &str, problem: String) -> Unreadable {
+        Unreadable {
+            table: self.table.clone(),
+            tag: tag.to_owned(),
+            problem,
+        }
+    }
+
+    /// The record of `tag`; an item that is not a valid record is an [`Unreadable`] error.
     pub async fn get(&self, tag: &str) -> Result<Option<Record>> {
         let answer = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("tag_name", AttributeValue::S(tag.to_owned()))
+            .key("tag_name", string(tag))
             .consistent_read(true)
             .send()
             .await
             .map_err(crate::aws::sdk_error)
             .with_context(|| self.context(&format!("reading release {tag}"), "dynamodb:GetItem"))?;
-        Ok(answer.item().and_then(record_of))
+        match answer.item() {
+            None => Ok(None),
+            Some(item) => Ok(Some(
+                from_item(item).map_err(|problem| self.unreadable(tag, problem))?,
+            )),
+        }
     }
 
-    /// Records a promotion: a first write, or the same commit and digest again (a rerun). Another commit or
-    /// digest under the same tag is refused by the table itself, so two runs racing cannot both win.
-    pub async fn record(&self, record: &Record, delivery: Option<&str>) -> Result<()> {
+    /// Claims `record.tag_name` for its commit and digests, before anything is written to a registry: a new
+    /// item in state pending, or the item already there with the same commit and digests (a rerun, which
+    /// resumes). Another commit or digest under the tag is refused by the table itself ([`Conflict`]), so two
+    /// runs racing cannot both write the tag. Describing fields and a completed state are kept.
+    pub async fn claim(&self, record: &Record) -> Result<()> {
         let mut update = Update::default();
-        update.set("commit", AttributeValue::S(record.commit.clone()));
-        update.set("digest", AttributeValue::S(record.digest.clone()));
-        update.set(
-            "source_image",
-            AttributeValue::S(record.source_image.clone()),
-        );
-        update.set(
-            "target_image",
-            AttributeValue::S(record.target_image.clone()),
-        );
-        update.set("containers", strings(&record.containers));
-        update.set(
-            "images",
-            AttributeValue::L(record.images.iter().map(image_item).collect()),
-        );
-        // What describes the release is kept from its first promotion: a rerun, or a `promote` by hand that
-        // knows only tag and commit, must not blank it. Later deploys go to the deploy history instead.
-        let mut keep = |name: &str, value: AttributeValue| {
-            let key = update.name(name);
-            update
-                .sets
-                .push(format!("{key} = if_not_exists({key}, :{name})"));
-            update.values.insert(format!(":{name}"), value);
-        };
-        keep("prerelease", AttributeValue::Bool(record.prerelease));
-        for (name, value) in [
-            ("release_name", &record.release_name),
-            ("html_url", &record.html_url),
-            ("author", &record.author),
-            ("published_at", &record.published_at),
-            ("build_arn", &record.build_arn),
-        ] {
-            if let Some(value) = value {
-                keep(name, AttributeValue::S(value.clone()));
+        for (name, value) in to_item(record) {
+            match name.as_str() {
+                "tag_name" | "deploys" | "deliveries" => {}
+                name if KEPT.contains(&name) => update.keep(name, value),
+                name => update.set(name, value),
             }
         }
-        keep("promoted_at", AttributeValue::S(record.promoted_at.clone()));
-        let mut expression = format!("SET {}", update.sets.join(", "));
-        if let Some(delivery) = delivery {
-            let deliveries = update.name("deliveries");
-            expression.push_str(&format!(" ADD {deliveries} :delivery"));
-            update.values.insert(
-                ":delivery".into(),
-                AttributeValue::Ss(vec![delivery.to_owned()]),
-            );
-        }
-        let (tag_name, commit, digest) = (
-            update.name("tag_name"),
-            update.name("commit"),
-            update.name("digest"),
+        let tag_name = update.name("tag_name");
+        let condition = format!(
+            "attribute_not_exists({tag_name}) OR {}",
+            update.same_release(record)
         );
-        let result = self
-            .client
+        let result = self.update(&record.tag_name, update, condition).await;
+        self.refused_or(record, result, "claiming").await
+    }
+
+    /// Marks a claimed release done, once its images are in production, with the delivery that promoted it.
+    pub async fn complete(&self, record: &Record, delivery: Option<&str>) -> Result<()> {
+        let mut update = Update::default();
+        update.set("state", string(ReleaseState::Done.as_str()));
+        update.keep("promoted_at", string(now()));
+        update.add_delivery(delivery);
+        let condition = update.same_release(record);
+        let result = self.update(&record.tag_name, update, condition).await;
+        self.refused_or(record, result, "recording").await
+    }
+
+    async fn update(
+        &self,
+        tag: &str,
+        update: Update,
+        condition: String,
+    ) -> Result<(), SdkError<UpdateItemError>> {
+        self.client
             .update_item()
             .table_name(&self.table)
-            .key("tag_name", AttributeValue::S(record.tag_name.clone()))
-            .update_expression(expression)
-            .condition_expression(format!(
-                "attribute_not_exists({tag_name}) OR ({commit} = :commit AND {digest} = :digest)"
-            ))
+            .key("tag_name", string(tag))
+            .update_expression(update.expression())
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(update.names))
             .set_expression_attribute_values(Some(update.values))
             .send()
-            .await;
+            .await
+            .map(|_| ())
+    }
+
+    /// A refused conditional write explained: the conflicting record, or the unreadable item.
+    async fn refused_or(
+        &self,
+        record: &Record,
+        result: Result<(), SdkError<UpdateItemError>>,
+        action: &str,
+    ) -> Result<()> {
         match result {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {
-                let existing = self.get(&record.tag_name).await?;
-                match existing.and_then(|existing| record.conflict_with(&existing, &self.table)) {
-                    Some(conflict) => Err(conflict.into()),
+                match self.get(&record.tag_name).await? {
+                    Some(existing) => match record.conflict_with(&existing, &self.table) {
+                        Some(conflict) => Err(conflict.into()),
+                        None => Err(anyhow!(
+                            "{action} release {} in table {}: the item changed while it was written; run again",
+                            record.tag_name,
+                            self.table
+                        )),
+                    },
+                    // Only a completion can find no item: someone deleted the claim mid-promotion.
                     None => Err(anyhow!(
-                        "recording release {} in table {}: the conditional write failed, but the item now matches; run again",
+                        "{action} release {} in table {}: its claim was deleted while the images were copied; \
+                         run again to claim it anew",
                         record.tag_name,
                         self.table
                     )),
@@ -372,7 +685,7 @@ impl Ledger {
             }
             Err(e) => Err(crate::aws::sdk_error(e)).with_context(|| {
                 self.context(
-                    &format!("recording release {}", record.tag_name),
+                    &format!("{action} release {}", record.tag_name),
                     "dynamodb:UpdateItem",
                 )
             }),
@@ -383,23 +696,15 @@ impl Ledger {
     pub async fn record_deploy(&self, tag: &str, deploy: &Deploy) -> Result<()> {
         let mut update = Update::default();
         let deploys = update.name("deploys");
-        update.set_expression(
-            format!("{deploys} = list_append(if_not_exists({deploys}, :none), :deploy)"),
-            [
-                (":none", AttributeValue::L(Vec::new())),
-                (":deploy", AttributeValue::L(vec![deploy_item(deploy)])),
-            ],
+        let (none, appended) = (
+            update.value("none", AttributeValue::L(Vec::new())),
+            update.value("deploy", AttributeValue::L(vec![deploy_item(deploy)])),
         );
+        update.sets.push(format!(
+            "{deploys} = list_append(if_not_exists({deploys}, {none}), {appended})"
+        ));
         let tag_name = update.name("tag_name");
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("tag_name", AttributeValue::S(tag.to_owned()))
-            .update_expression(format!("SET {}", update.sets.join(", ")))
-            .condition_expression(format!("attribute_exists({tag_name})"))
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(update.values))
-            .send()
+        self.update(tag, update, format!("attribute_exists({tag_name})"))
             .await
             .map_err(crate::aws::sdk_error)
             .with_context(|| {
@@ -407,13 +712,13 @@ impl Ledger {
                     &format!("recording a deploy of release {tag}"),
                     "dynamodb:UpdateItem",
                 )
-            })?;
-        Ok(())
+            })
     }
 
-    /// Every recorded release, newest promotion first (a paginated scan: one item per release).
-    pub async fn releases(&self) -> Result<Vec<Record>> {
-        let mut records = Vec::new();
+    /// Every release item (a paginated scan), newest promotion first; items that are not valid records are
+    /// listed apart, and the webhook's delivery claims are left out.
+    pub async fn releases(&self) -> Result<Releases> {
+        let mut releases = Releases::default();
         let mut pages = self
             .client
             .scan()
@@ -424,105 +729,169 @@ impl Ledger {
             let page = page
                 .map_err(crate::aws::sdk_error)
                 .with_context(|| self.context("listing releases", "dynamodb:Scan"))?;
-            records.extend(page.items().iter().filter_map(record_of));
+            for item in page.items() {
+                let key = match item.get("tag_name") {
+                    Some(AttributeValue::S(key)) => key.as_str(),
+                    _ => "(no tag_name)",
+                };
+                if key.starts_with(NOT_A_RELEASE) {
+                    continue;
+                }
+                match from_item(item) {
+                    Ok(record) => releases.records.push(record),
+                    Err(problem) => releases.unreadable.push(self.unreadable(key, problem)),
+                }
+            }
         }
-        records.sort_by(|a, b| {
-            b.promoted_at
-                .cmp(&a.promoted_at)
+        // A claim not yet completed has no promotion time: it is the newest of all.
+        releases.records.sort_by(|a, b| {
+            let when = |r: &Record| (r.promoted_at.is_none(), r.promoted_at.clone());
+            when(b)
+                .cmp(&when(a))
                 .then_with(|| b.tag_name.cmp(&a.tag_name))
         });
-        Ok(records)
+        releases.unreadable.sort_by(|a, b| a.tag.cmp(&b.tag));
+        Ok(releases)
     }
+}
+
+/// A done single-image release, for tests here and in the modules that show records.
+#[cfg(test)]
+pub(crate) fn example(tag: &str) -> Record {
+    let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+    let image = Image {
+        containers: vec!["api".into()],
+        source_image: format!("s/api@{digest}"),
+        target_image: format!("p/api:{tag}"),
+        digest,
+    };
+    let mut record =
+        Record::pending(tag, "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a", vec![image]).unwrap();
+    record.state = ReleaseState::Done;
+    record.promoted_at = Some("2026-01-01T00:00:00Z".into());
+    record
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record() -> Record {
-        let image = Image {
-            containers: vec!["api".into()],
-            source_image: "s/api@sha256:1".into(),
-            target_image: "p/api:v1".into(),
-            digest: "sha256:1".into(),
+    fn full() -> Record {
+        let mut record = example("v1");
+        let second = Image {
+            containers: vec!["worker".into(), "cron".into()],
+            source_image: "s/worker@sha256:1".into(),
+            target_image: "p/worker:v1".into(),
+            digest: format!("sha256:{}", "cd".repeat(32)).parse().unwrap(),
         };
-        Record {
-            tag_name: "v1".into(),
-            commit: "abc".into(),
-            digest: image.digest.clone(),
-            source_image: image.source_image.clone(),
-            target_image: image.target_image.clone(),
-            containers: vec!["api".into()],
-            images: vec![image],
-            promoted_at: "2026-01-01T00:00:00Z".into(),
-            release_name: Some("One".into()),
-            html_url: None,
-            author: Some("octocat".into()),
-            prerelease: false,
-            published_at: None,
-            build_arn: None,
-            deliveries: vec![],
-            deploys: vec![Deploy {
-                deployed_at: "2026-01-02T00:00:00Z".into(),
-                kind: "redeploy".into(),
-                build_arn: Some("arn:b".into()),
-                initiator: None,
-            }],
+        record.images.push(second);
+        record.containers = vec!["api".into(), "worker".into(), "cron".into()];
+        record.release_name = Some("One".into());
+        record.html_url = Some("https://github.com/o/r/releases/tag/v1".into());
+        record.author = Some("octocat".into());
+        record.prerelease = true;
+        record.published_at = Some("2026-01-01T00:00:00.5+01:00".parse().unwrap());
+        record.release_id = Some(1234);
+        record.build_arn = Some("arn:b".into());
+        record.deliveries = vec!["d-1".into()];
+        record.deploys = vec![Deploy {
+            deployed_at: "2026-01-02T00:00:00Z".into(),
+            kind: DeployKind::Redeploy,
+            build_arn: Some("arn:b".into()),
+            initiator: Some("alice".into()),
+        }];
+        record
+    }
+
+    #[test]
+    fn every_field_survives_the_round_trip() {
+        for record in [full(), example("v2")] {
+            assert_eq!(from_item(&to_item(&record)), Ok(record));
+        }
+        assert_eq!(full().last_deployed_at(), Some("2026-01-02T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_missing_or_mistyped_field_is_named_not_read_as_blank() {
+        let item = to_item(&full());
+        let broken = |change: &dyn Fn(&mut Item)| {
+            let mut item = item.clone();
+            change(&mut item);
+            from_item(&item).unwrap_err()
+        };
+        for (problem, says) in [
+            (
+                broken(&|i| drop(i.remove("commit"))),
+                "field commit is missing",
+            ),
+            (
+                broken(&|i| drop(i.remove("digest"))),
+                "field digest is missing",
+            ),
+            (
+                broken(&|i| drop(i.insert("commit".into(), AttributeValue::N("1".into())))),
+                "field commit is not a string",
+            ),
+            (
+                broken(&|i| drop(i.insert("digest".into(), string("sha256:1")))),
+                "field digest is wrong",
+            ),
+            (
+                broken(&|i| drop(i.insert("state".into(), string("half")))),
+                "field state is \"half\"",
+            ),
+            (
+                broken(&|i| drop(i.insert("published_at".into(), string("garbage")))),
+                "field published_at is wrong",
+            ),
+            (
+                broken(&|i| {
+                    let mut images = i["images"].as_l().unwrap().clone();
+                    let mut second = images[1].as_m().unwrap().clone();
+                    second.remove("target_image");
+                    images[1] = AttributeValue::M(second);
+                    i.insert("images".into(), AttributeValue::L(images));
+                }),
+                "field images[1].target_image is missing",
+            ),
+        ] {
+            assert!(problem.contains(says), "{problem}");
         }
     }
 
     #[test]
-    fn an_item_reads_back_as_the_record_written() {
-        let record = record();
-        let mut item: Item = HashMap::from([
-            (
-                "tag_name".into(),
-                AttributeValue::S(record.tag_name.clone()),
-            ),
-            ("commit".into(), AttributeValue::S(record.commit.clone())),
-            ("digest".into(), AttributeValue::S(record.digest.clone())),
-            (
-                "source_image".into(),
-                AttributeValue::S(record.source_image.clone()),
-            ),
-            (
-                "target_image".into(),
-                AttributeValue::S(record.target_image.clone()),
-            ),
-            ("containers".into(), strings(&record.containers)),
-            (
-                "images".into(),
-                AttributeValue::L(record.images.iter().map(image_item).collect()),
-            ),
-            (
-                "promoted_at".into(),
-                AttributeValue::S(record.promoted_at.clone()),
-            ),
-            ("prerelease".into(), AttributeValue::Bool(false)),
-            (
-                "deploys".into(),
-                AttributeValue::L(record.deploys.iter().map(deploy_item).collect()),
-            ),
-        ]);
-        optional(&mut item, "release_name", &record.release_name);
-        optional(&mut item, "author", &record.author);
-        assert_eq!(record_of(&item), Some(record.clone()));
-        assert_eq!(record.last_deployed_at(), Some("2026-01-02T00:00:00Z"));
+    fn items_written_before_claims_and_image_lists_read_as_done_single_images() {
+        let mut item = to_item(&example("v1"));
+        for name in ["state", "images", "digests"] {
+            item.remove(name);
+        }
+        let record = from_item(&item).unwrap();
+        assert_eq!(record.state, ReleaseState::Done);
+        assert_eq!(record.images, example("v1").images);
     }
 
     #[test]
     fn a_different_commit_or_digest_conflicts_the_same_does_not() {
-        let recorded = record();
+        let recorded = full();
         assert!(recorded.conflict_with(&recorded, "t").is_none());
         let mut other = recorded.clone();
         other.commit = "def".into();
         let conflict = other.conflict_with(&recorded, "t").unwrap().to_string();
         assert!(
-            conflict.contains("commit abc") && conflict.contains("not commit def"),
+            conflict.contains("already recorded")
+                && conflict.contains("commit 3f2a9c1e")
+                && conflict.contains("not commit def"),
             "{conflict}"
         );
         let mut other = recorded.clone();
-        other.images[0].digest = "sha256:2".into();
-        assert!(other.conflict_with(&recorded, "t").is_some());
+        other.images[1].digest = format!("sha256:{}", "ef".repeat(32)).parse().unwrap();
+        assert!(
+            other.conflict_with(&recorded, "t").is_some(),
+            "a second image's digest counts"
+        );
+        let mut claimed = recorded.clone();
+        claimed.state = ReleaseState::Pending;
+        let conflict = other.conflict_with(&claimed, "t").unwrap().to_string();
+        assert!(conflict.contains("claimed by a promotion"), "{conflict}");
     }
 }

@@ -12,6 +12,8 @@ pub mod history;
 pub mod intake;
 pub mod ledger;
 pub mod logging;
+pub mod outside;
 pub mod promote;
 pub mod registry;
 pub mod resolve;
+pub mod timestamp;

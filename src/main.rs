@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use ecr_promote::{cli, exit, logging};
+use ecr_promote::{cli, exit, logging, outside};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_or_exit();
@@ -27,7 +27,11 @@ fn main() -> ExitCode {
             match log_format {
                 // In JSON mode the closing error is a log event too, so that every line parses.
                 logging::LogFormat::Json => tracing::error!(exit_code = code, "error: {error:#}"),
-                logging::LogFormat::Text => eprintln!("error: {error:#}"),
+                // One line, whatever the error quotes (a tag from the queue, git's stderr, a registry's words).
+                logging::LogFormat::Text => eprintln!(
+                    "error: {}",
+                    outside::one_line(&outside::scrub(&format!("{error:#}"), &[]))
+                ),
             }
             ExitCode::from(code)
         }

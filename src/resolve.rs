@@ -48,6 +48,11 @@ pub async fn commit_of(tag: &str, commitish: &str, checkout: Option<&Path>) -> R
         .context("running git: is git installed?")?;
     match git_tag_commit(dir, tag).await? {
         Some(commit) => Ok(commit),
+        None if git_has_tag(dir, tag).await? => bail!(
+            "release {tag} targets {commitish:?}, a branch rather than a commit, and tag {tag} in the git checkout \
+             at {} names no commit (it points to a blob or tree): tag the release's commit",
+            dir.display()
+        ),
         None => bail!(
             "release {tag} targets {commitish:?}, a branch rather than a commit, and tag {tag} is not in the git \
              checkout at {} (fetching it from origin failed: {}): check that the tag exists and the checkout's \
@@ -58,17 +63,26 @@ pub async fn commit_of(tag: &str, commitish: &str, checkout: Option<&Path>) -> R
     }
 }
 
-async fn git_tag_commit(dir: &Path, tag: &str) -> Result<Option<String>> {
+/// What `git rev-parse --verify` makes of `revision` in the checkout, if anything.
+async fn rev_parse(dir: &Path, revision: &str) -> Result<Option<String>> {
     let output = tokio::process::Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["rev-parse", "--verify", "--quiet"])
-        .arg(format!("refs/tags/{tag}^{{commit}}"))
+        .args(["rev-parse", "--verify", "--quiet", revision])
         .output()
         .await
         .context("running git: is git installed?")?;
-    let commit = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    Ok((output.status.success() && is_commit_id(&commit)).then_some(commit))
+    let object = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok(output.status.success().then_some(object))
+}
+
+async fn git_has_tag(dir: &Path, tag: &str) -> Result<bool> {
+    Ok(rev_parse(dir, &format!("refs/tags/{tag}")).await?.is_some())
+}
+
+async fn git_tag_commit(dir: &Path, tag: &str) -> Result<Option<String>> {
+    let commit = rev_parse(dir, &format!("refs/tags/{tag}^{{commit}}")).await?;
+    Ok(commit.filter(|c| is_commit_id(c)))
 }
 
 /// Whether a staging tag names `commit`: equal to it, or an abbreviation of 7 or more hex characters (either

@@ -193,3 +193,92 @@ async fn a_second_run_promoting_the_same_release_mid_copy_records_it_once() {
     pipeline.assert_queue_empty().await;
     assert_deploys_one_of(&pipeline, &["v3.0.0"]);
 }
+
+/// A release deleted and re-created on another commit while a build of the first runs: two
+/// `promote`s of one tag with different commits overlap, mid-copy, over and over. The ledger claims the
+/// tag before any registry write, so exactly one wins (exit 0) and the other is refused (exit 3) before
+/// it touches production; the production tag ends on the digest of the commit the ledger records, and
+/// the deploy file names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_promotions_of_one_tag_with_different_commits_never_move_it() {
+    let pipeline = Pipeline::start().await;
+    let commits = [
+        "6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192",
+        "708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3",
+    ];
+    let mut staged = Vec::new();
+    for commit in commits {
+        let image = Image::random(&[8 << 20, 8 << 20], Flavour::Oci);
+        pipeline
+            .world
+            .staging
+            .push_image(REPOSITORY, commit, &image)
+            .await;
+        staged.push(image);
+    }
+    for round in 0..4 {
+        let tag = format!("v14.0.{round}");
+        let promote = |commit: &str| {
+            let mut command = pipeline.promote_command();
+            command.args(["--tag", &tag, "--commit", commit]);
+            command
+        };
+        let (mut first, mut second) = (promote(commits[0]), promote(commits[1]));
+        let outcomes = tokio::join!(run(&mut first), run(&mut second));
+        let outcomes = [outcomes.0, outcomes.1];
+
+        let mut codes: Vec<i32> = outcomes.iter().map(|o| o.code).collect();
+        codes.sort();
+        assert_eq!(
+            codes,
+            [0, 3],
+            "round {round}: one wins, one is refused: {outcomes:?}"
+        );
+        let loser = outcomes.iter().find(|o| o.code == 3).unwrap();
+        assert!(
+            loser.error_line().contains("a release tag never moves"),
+            "{}",
+            loser.error_line()
+        );
+        let item = pipeline
+            .table
+            .item(&tag)
+            .await
+            .expect("the winner recorded");
+        assert_eq!(item["state"], "done", "{item}");
+        let winner = commits
+            .iter()
+            .position(|c| item["commit"] == *c)
+            .expect("the ledger records one of the two commits");
+        let digest = staged[winner].digest();
+        assert_eq!(item["digest"], digest.as_str(), "{item}");
+        assert_eq!(
+            pipeline
+                .world
+                .production
+                .manifest_digest(REPOSITORY, &tag)
+                .await,
+            Some(digest.clone()),
+            "round {round}: production {tag} is the recorded commit's image"
+        );
+        let puts = pipeline
+            .world
+            .production
+            .requests()
+            .iter()
+            .filter(|r| r.is_manifest_put() && r.uri.ends_with(&format!("/manifests/{tag}")))
+            .count();
+        assert_eq!(
+            puts, 1,
+            "round {round}: only the claim's holder wrote {tag}"
+        );
+        let written = pipeline
+            .deploy_file("imagedefinitions.json")
+            .expect("written by the winner");
+        assert_eq!(
+            written[0]["imageUri"],
+            format!("{}:{tag}", pipeline.target_repository()),
+            "{written}"
+        );
+    }
+}

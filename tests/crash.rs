@@ -91,6 +91,7 @@ async fn assert_rerun_converges(pipeline: &Pipeline, image: &Image) {
     let items = pipeline.table.items().await;
     assert_eq!(items.len(), 1, "one ledger item: {items:?}");
     assert_eq!(items[0]["tag_name"], RELEASE, "{items:?}");
+    assert_eq!(items[0]["state"], "done", "the claim completed: {items:?}");
     assert_eq!(items[0]["digest"], image.digest().as_str(), "{items:?}");
     assert_eq!(items[0]["commit"], COMMIT, "{items:?}");
     pipeline.assert_queue_empty().await;
@@ -104,6 +105,8 @@ async fn assert_rerun_converges(pipeline: &Pipeline, image: &Image) {
     );
 }
 
+/// Killed after claiming the tag, mid-copy: the claim stays pending, keeps another commit out of the
+/// tag (refused before any registry write), and the rerun with the same commit resumes it.
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_mid_copy_a_rerun_finishes_the_promotion() {
     let (pipeline, image) = pending_large_release().await;
@@ -123,7 +126,37 @@ async fn killed_mid_copy_a_rerun_finishes_the_promotion() {
         None,
         "killed mid-copy, no tag yet"
     );
-    assert_eq!(pipeline.table.items().await.len(), 0, "nor a record");
+    let claim = pipeline.table.item(RELEASE).await.expect("the claim");
+    assert_eq!(
+        (&claim["state"], &claim["commit"]),
+        (&"pending".into(), &COMMIT.into()),
+        "{claim}"
+    );
+
+    let shown = run(pipeline.ledger_command("show").arg(RELEASE)).await;
+    assert!(
+        shown.code == 0 && shown.stdout.contains("pending"),
+        "show says the release is pending: {shown:?}"
+    );
+    let other = "0123456789abcdef0123456789abcdef01234567";
+    pipeline.stage(other).await;
+    let writes = production.writes().len();
+    let refused = run(pipeline
+        .promote_command()
+        .args(["--tag", RELEASE, "--commit", other]))
+    .await;
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.error_line().contains("claimed by a promotion"),
+        "{}",
+        refused.error_line()
+    );
+    assert_eq!(
+        production.writes().len(),
+        writes,
+        "refused before any registry write"
+    );
+
     assert_rerun_converges(&pipeline, &image).await;
 }
 

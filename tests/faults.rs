@@ -267,3 +267,50 @@ async fn an_endless_manifest_is_refused_past_4_mib_and_nothing_is_written() {
         "nothing tagged"
     );
 }
+
+/// A manifest fetched by tag whose bytes do not hash to the digest the registry announced is not the
+/// image the tag names: the copy is refused, both digests named, and production is left untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_unlike_its_announced_digest_is_refused_and_nothing_is_written() {
+    let (world, front) = world_with_faulty(false).await;
+    let image = stage(&world).await;
+    front.pad_once("GET", &format!("/manifests/{COMMIT}"), 1);
+
+    let outcome = promote(&world).await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    assert!(
+        error.contains("Docker-Content-Digest") && error.contains(&image.digest()),
+        "{error}"
+    );
+    assert_eq!(world.production.writes(), Vec::new(), "nothing written");
+}
+
+/// A registry that quotes the request's Authorization header in an error: the error line, in text
+/// and in JSON, names the failure without the ECR password or its Basic form.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_echoing_the_credentials_never_gets_them_printed() {
+    use base64::Engine;
+    let (world, front) = world_with_faulty(true).await;
+    stage(&world).await;
+    let password = format!("{}-auth-token", support::PRODUCTION_ACCOUNT);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    for format in ["text", "json"] {
+        front.echo_authorization_once("PUT", &format!("/manifests/{RELEASE}"));
+
+        let outcome = promote_with(&world, &[("PROMOTE_LOG_FORMAT", format)]).await;
+
+        assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+        assert!(outcome.stderr.contains("400"), "{}", outcome.stderr);
+        for secret in [&password, &basic] {
+            assert!(
+                !outcome.stderr.contains(secret.as_str())
+                    && !outcome.stdout.contains(secret.as_str()),
+                "{format}: the registry's echo leaked {secret}: {}",
+                outcome.stderr
+            );
+        }
+        assert_eq!(front.faults_served(), if format == "text" { 1 } else { 2 });
+    }
+}

@@ -345,6 +345,8 @@ async fn history_lists_every_release_newest_first_in_aligned_columns() {
                     ("tag_name", &release.tag),
                     ("commit", &release.commit),
                     ("digest", &release.digest),
+                    ("source_image", &format!("staging/api@{}", release.digest)),
+                    ("target_image", &format!("production/api:{}", release.tag)),
                     ("promoted_at", &release.promoted_at),
                 ])
                 .await
@@ -640,7 +642,7 @@ async fn a_release_whose_second_image_would_move_a_tag_is_refused_before_any_cop
 }
 
 #[tokio::test]
-async fn a_release_whose_second_copy_fails_records_nothing_and_is_retried() {
+async fn a_release_whose_second_copy_fails_stays_pending_and_is_retried() {
     let pipeline = Pipeline::start().await;
     let config = write_config(&pipeline, "promote.toml", &two_image_config(&pipeline));
     let api = pipeline.stage_in(REPOSITORY, COMMIT).await;
@@ -668,7 +670,16 @@ async fn a_release_whose_second_copy_fails_records_nothing_and_is_retried() {
         None,
         "no tag on an incomplete image"
     );
-    pipeline.assert_nothing_recorded_or_written().await;
+    let claim = item(&pipeline, "v2.0.0").await;
+    assert_eq!(
+        claim["state"], "pending",
+        "claimed, never completed: {claim}"
+    );
+    assert_eq!(
+        pipeline.output_files(),
+        Vec::<String>::new(),
+        "no deploy file"
+    );
     // Counted, not read: a read is a receive, and a third would send it to the dead-letter queue.
     assert_eq!(
         pipeline

@@ -86,8 +86,11 @@ async fn assert_recorded(
     assert_recent(&promoted_at);
     let mut expected = json!({
         "tag_name": release.tag,
+        "state": "done",
         "commit": commit,
         "digest": image.digest(),
+        "digests": image.digest(),
+        "release_id": "1",
         "source_image": format!("{}@{}", pipeline.source_repository(), image.digest()),
         "target_image": production_image(pipeline, &release.tag),
         "containers": [CONTAINER],
@@ -649,6 +652,11 @@ async fn a_release_recorded_with_another_commit_is_refused_before_any_copy() {
             ("tag_name", RELEASE),
             ("commit", OTHER_COMMIT),
             ("digest", &recorded_digest),
+            (
+                "source_image",
+                &format!("{}@{recorded_digest}", pipeline.source_repository()),
+            ),
+            ("target_image", &production_image(&pipeline, RELEASE)),
             ("promoted_at", "2026-01-05T08:00:00Z"),
         ])
         .await;
@@ -700,6 +708,175 @@ async fn a_missing_setting_is_named_and_nothing_is_touched() {
         outcome.error_line()
     );
     pipeline.assert_refused_before_starting(&before).await;
+}
+
+/// An empty list would match nothing (an empty PROMOTE_RELEASE_ACTIONS skipped, and so deleted, every
+/// release); an empty table or secret is a mistake, not a choice; a missing region is named as such.
+/// Each is refused before anything is received.
+#[tokio::test]
+async fn an_empty_setting_or_no_region_is_named_and_nothing_is_touched() {
+    let pipeline = Pipeline::start().await;
+    pipeline.stage(COMMIT).await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
+    let before = pipeline.registry_requests();
+    for (variable, value) in [
+        ("PROMOTE_RELEASE_ACTIONS", ""),
+        ("PROMOTE_RELEASE_ACTIONS", " , "),
+        ("PROMOTE_CONTAINER_NAME", " , "),
+        ("PROMOTE_TABLE", ""),
+        ("PROMOTE_QUEUE_URL", " "),
+        ("PROMOTE_WEBHOOK_SECRET", ""),
+    ] {
+        let outcome = run(pipeline.run_command().env(variable, value)).await;
+
+        assert_eq!(outcome.code, 2, "{variable}={value:?}: {}", outcome.stderr);
+        assert!(
+            outcome.error_line().contains(variable),
+            "{variable}={value:?}: {}",
+            outcome.error_line()
+        );
+    }
+    let outcome = run(pipeline
+        .run_command()
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION"))
+    .await;
+
+    assert_eq!(outcome.code, 2, "{}", outcome.stderr);
+    assert!(
+        outcome.error_line().contains("AWS_REGION") && !outcome.stderr.contains("IMDS"),
+        "{}",
+        outcome.stderr
+    );
+    // Looked at once, after every run: the look is itself a receive.
+    pipeline.assert_refused_before_starting(&before).await;
+}
+
+/// `published_at` is compared as an instant: 12:00+05:00 is 07:00Z, before a release published at
+/// 08:00Z. Promoting the earlier one after the later keeps production on the later one, recorded as
+/// a redeploy of it — not as a promotion.
+#[tokio::test]
+async fn a_release_published_earlier_in_another_offset_does_not_take_production_back() {
+    let pipeline = Pipeline::start().await;
+    pipeline.stage(COMMIT).await;
+    pipeline.stage(OTHER_COMMIT).await;
+    let later = ReleaseEvent::published("v2.0.0", COMMIT).published_at("2026-11-22T08:00:00Z");
+    let earlier =
+        ReleaseEvent::published("v1.9.0", OTHER_COMMIT).published_at("2026-11-22T12:00:00+05:00");
+    pipeline.queue.send(&later.message(Envelope::Raw)).await;
+    assert_eq!(run_step(&pipeline, &[]).await.code, 0);
+    pipeline.queue.send(&earlier.message(Envelope::Raw)).await;
+
+    let outcome = run_step(&pipeline, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let recorded = pipeline
+        .table
+        .item("v1.9.0")
+        .await
+        .expect("v1.9.0 recorded");
+    assert_eq!(
+        recorded["published_at"], "2026-11-22T07:00:00Z",
+        "{recorded}"
+    );
+    assert_eq!(
+        pipeline.deploy_file("imagedefinitions.json"),
+        Some(imagedefinitions(&production_image(&pipeline, "v2.0.0"))),
+        "production stays on the later release"
+    );
+    let kept = pipeline
+        .table
+        .item("v2.0.0")
+        .await
+        .expect("v2.0.0 recorded");
+    let kinds: Vec<&str> = kept["deploys"]
+        .as_array()
+        .expect("deploys")
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["promote", "redeploy"], "{kept}");
+}
+
+/// A release whose `published_at` is not a date cannot be ordered against the others: it is kept
+/// for the dead-letter queue, and a valid release beside it ships.
+#[tokio::test]
+async fn a_release_with_a_bad_publication_time_is_kept_and_does_not_block_others() {
+    let pipeline = Pipeline::start().await;
+    let image = pipeline.stage(COMMIT).await;
+    let garbage = ReleaseEvent::published("v9.9.9", COMMIT)
+        .published_at("garbage")
+        .message(Envelope::Raw);
+    pipeline.queue.send(&garbage).await;
+    let good = ReleaseEvent::published(RELEASE, COMMIT);
+    pipeline.queue.send(&good.message(Envelope::Raw)).await;
+
+    let outcome = run_step(&pipeline, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("published_at"),
+        "{}",
+        outcome.stderr
+    );
+    assert_shipped(&pipeline, &good, COMMIT, &image).await;
+    assert_eq!(pipeline.table.item("v9.9.9").await, None);
+    pipeline.assert_kept(&[&garbage]).await;
+}
+
+/// An item under the release's tag that is not a record ecr-promote wrote stops the promotion before
+/// any registry write, naming the table, the key and the field; `history` lists it as unreadable and
+/// `show` says so.
+#[tokio::test]
+async fn an_unreadable_ledger_item_is_named_and_nothing_is_copied() {
+    let pipeline = Pipeline::start().await;
+    pipeline.stage(COMMIT).await;
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    pipeline
+        .table
+        .put(&[
+            ("tag_name", RELEASE),
+            ("digest", &digest),
+            (
+                "source_image",
+                &format!("{}@{digest}", pipeline.source_repository()),
+            ),
+            ("target_image", &production_image(&pipeline, RELEASE)),
+        ])
+        .await;
+    let message = pipeline.queue_release(RELEASE, COMMIT).await;
+
+    let outcome = run_step(&pipeline, &[]).await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    for named in [RELEASE, TABLE, "commit is missing"] {
+        assert!(error.contains(named), "names {named}: {error}");
+    }
+    assert_eq!(
+        blob_uploads_and_manifest_puts(&pipeline.world.production),
+        Vec::new(),
+        "production untouched"
+    );
+    pipeline.assert_kept(&[&message]).await;
+
+    let history = run(&mut pipeline.ledger_command("history")).await;
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    assert!(
+        history
+            .stdout
+            .contains(&format!("unreadable {RELEASE}: field commit is missing")),
+        "{}",
+        history.stdout
+    );
+    let history = run(pipeline.ledger_command("history").arg("--json")).await;
+    let listed: Value = serde_json::from_str(&history.stdout).expect("history --json is JSON");
+    assert_eq!(listed[0]["state"], "unreadable", "{listed}");
+    let shown = run(pipeline.ledger_command("show").arg(RELEASE)).await;
+    assert!(
+        shown.code == 1 && shown.error_line().contains("unreadable"),
+        "{shown:?}"
+    );
 }
 
 #[tokio::test]

@@ -81,12 +81,22 @@ def send_release(queue_url, tag, commit):
     print(f"queued message {message['MessageId']}")
 
 
+def plain(value):
+    """A DynamoDB attribute value as plain Python, nested lists and maps included."""
+    (kind, inner), = value.items()
+    if kind == "L":
+        return [plain(v) for v in inner]
+    if kind == "M":
+        return {k: plain(v) for k, v in sorted(inner.items())}
+    if kind == "SS":
+        return sorted(inner)
+    return inner
+
+
 def show_release(table_name, tag):
     item = boto3.client("dynamodb").get_item(TableName=table_name, Key={"tag_name": {"S": tag}})["Item"]
     for name in sorted(item):
-        value = item[name]
-        shown = value.get("S", value.get("BOOL", [v.get("S") for v in value.get("L", [])]))
-        print(f"  {name:14} {shown}")
+        print(f"  {name:14} {json.dumps(plain(item[name]))}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::envelope::Delivery;
+use crate::timestamp::Timestamp;
 
 /// A GitHub release, as far as promotion and its record need it.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct Release {
+    /// GitHub's release id: it grows with each release created, so it breaks ties between releases
+    /// published in the same second (GitHub's timestamps are whole seconds).
+    #[serde(default)]
+    pub id: Option<u64>,
     pub tag_name: String,
     /// A branch name or a commit SHA: the tag's own commit is not in the payload.
     pub target_commitish: String,
@@ -19,12 +24,42 @@ pub struct Release {
     pub draft: bool,
     #[serde(default)]
     pub prerelease: bool,
-    #[serde(default)]
-    pub created_at: Option<String>,
-    #[serde(default)]
-    pub published_at: Option<String>,
+    #[serde(default, deserialize_with = "created_at")]
+    pub created_at: Option<Timestamp>,
+    #[serde(default, deserialize_with = "published_at")]
+    pub published_at: Option<Timestamp>,
     #[serde(default, deserialize_with = "login")]
     pub author: Option<String>,
+}
+
+/// How releases are ordered, oldest first: publication instant, then GitHub's release id (ties in the same
+/// second go to the release created later). The ledger keeps both, so later runs order the same way.
+pub type Precedence = (Option<Timestamp>, Option<u64>);
+
+impl Release {
+    pub fn precedence(&self) -> Precedence {
+        (self.published_at.or(self.created_at), self.id)
+    }
+}
+
+fn instant<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    field: &str,
+) -> Result<Option<Timestamp>, D::Error> {
+    Option::<String>::deserialize(deserializer)?
+        .map(|text| {
+            text.parse()
+                .map_err(|e| serde::de::Error::custom(format!("{field}: {e}")))
+        })
+        .transpose()
+}
+
+fn created_at<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    instant(d, "created_at")
+}
+
+fn published_at<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    instant(d, "published_at")
 }
 
 fn login<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
@@ -104,7 +139,7 @@ mod tests {
         assert_eq!(release.author.as_deref(), Some("octocat"));
         assert!(release.prerelease);
         assert_eq!(
-            release.published_at.as_deref(),
+            release.published_at.map(|t| t.to_string()).as_deref(),
             Some("2026-03-01T10:00:00Z")
         );
     }
@@ -145,6 +180,8 @@ mod tests {
             json!({"action": "published", "release": {"tag_name": "v1"}}),
             json!({"action": "published", "release": {"tag_name": " ", "target_commitish": "main"}}),
             json!({"action": "published", "release": "v1"}),
+            json!({"action": "published", "release": {"tag_name": "v1", "target_commitish": "main",
+                   "published_at": "garbage"}}),
         ] {
             assert!(interpret_text(&payload.to_string()).is_err(), "{payload}");
         }

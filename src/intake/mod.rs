@@ -72,6 +72,13 @@ pub fn read(body: &str, policy: &Policy) -> Reading {
                     "release {} is a prerelease (set PROMOTE_PRERELEASES=true to promote prereleases)",
                     release.tag_name
                 ))
+            } else if release.published_at.is_none() {
+                // Which release production ends on is decided by publication time: without one, the
+                // release cannot be ordered against the others.
+                Reading::Malformed(format!(
+                    "release {} has no published_at: a published release always carries one",
+                    release.tag_name
+                ))
             } else {
                 Reading::Promote {
                     release,
@@ -90,18 +97,10 @@ pub struct Pending {
     pub delivery: Option<String>,
 }
 
-/// Oldest first, by `published_at` (then `created_at`, then when the queue got it), so that the newest
-/// release is promoted last and is the one deployed.
+/// Oldest first, by [`Release::precedence`] (then when the queue got it), so that the newest release is
+/// promoted last and is the one deployed.
 pub fn oldest_first(pending: &mut [Pending]) {
-    let key = |p: &Pending| {
-        let date = p
-            .release
-            .published_at
-            .clone()
-            .or_else(|| p.release.created_at.clone());
-        (date.unwrap_or_default(), p.message.sent_at)
-    };
-    pending.sort_by_key(key);
+    pending.sort_by_key(|p| (p.release.precedence(), p.message.sent_at));
 }
 
 #[cfg(test)]
@@ -119,7 +118,7 @@ mod tests {
 
     fn event(action: &str, draft: bool, prerelease: bool) -> String {
         json!({"action": action, "release": {"tag_name": "v1", "target_commitish": "main",
-               "draft": draft, "prerelease": prerelease}})
+               "draft": draft, "prerelease": prerelease, "published_at": "2026-03-01T10:00:00Z"}})
         .to_string()
     }
 
@@ -206,6 +205,54 @@ mod tests {
     }
 
     #[test]
+    fn a_release_without_a_valid_publication_time_is_malformed() {
+        let no_date = json!({"action": "published", "release": {"tag_name": "v1",
+            "target_commitish": "main", "draft": false, "prerelease": false}});
+        let garbage = json!({"action": "published", "release": {"tag_name": "v1",
+            "target_commitish": "main", "published_at": "2026-13-01T00:00:00Z"}});
+        for body in [no_date, garbage] {
+            match read(&body.to_string(), &policy()) {
+                Reading::Malformed(reason) => assert!(reason.contains("published_at"), "{reason}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ties_in_one_second_go_to_the_release_created_later_whatever_the_arrival() {
+        let event = |tag: &str, id: u64, published: &str| {
+            json!({"action": "published", "release": {"id": id, "tag_name": tag,
+                "target_commitish": "main", "published_at": published}})
+            .to_string()
+        };
+        let pending = |body: String, sent_at| match read(&body, &policy()) {
+            Reading::Promote { release, delivery } => Pending {
+                message: Message {
+                    id: release.tag_name.clone(),
+                    receipt: String::new(),
+                    body,
+                    sent_at,
+                },
+                release,
+                delivery,
+            },
+            other => panic!("{other:?}"),
+        };
+        let mut pending = vec![
+            pending(event("v2", 20, "2026-03-01T10:00:00Z"), 1),
+            pending(event("v1", 10, "2026-03-01T10:00:00Z"), 2),
+            pending(event("v3", 5, "2026-03-01T10:00:00.500Z"), 0),
+            pending(event("v0", 99, "2026-03-01T14:00:00+05:00"), 3),
+        ];
+        oldest_first(&mut pending);
+        let tags: Vec<&str> = pending
+            .iter()
+            .map(|p| p.release.tag_name.as_str())
+            .collect();
+        assert_eq!(tags, ["v0", "v1", "v2", "v3"]);
+    }
+
+    #[test]
     fn sorts_by_publication_then_arrival() {
         let message = |id: &str, sent_at| Message {
             id: id.into(),
@@ -214,6 +261,7 @@ mod tests {
             sent_at,
         };
         let release = |tag: &str, published: Option<&str>| Release {
+            id: None,
             tag_name: tag.into(),
             target_commitish: "main".into(),
             name: None,
@@ -221,7 +269,7 @@ mod tests {
             draft: false,
             prerelease: false,
             created_at: None,
-            published_at: published.map(str::to_owned),
+            published_at: published.map(|p| p.parse().unwrap()),
             author: None,
         };
         let pending = |id, sent_at, tag, published| Pending {

@@ -127,7 +127,8 @@ impl Queue {
                         .expect("id, receipt and timeout are set")
                 })
                 .collect();
-            self.client
+            let answer = self
+                .client
                 .change_message_visibility_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries))
@@ -135,6 +136,18 @@ impl Queue {
                 .await
                 .map_err(crate::aws::sdk_error)
                 .with_context(|| format!("changing message visibility on queue {}", self.url))?;
+            // A batch call succeeds as a whole even when entries fail (a message already deleted, a receipt
+            // handle expired): each failure is said, since a message left hidden is only retried late.
+            for failed in answer.failed() {
+                let message = failed.id().parse::<usize>().ok().and_then(|i| chunk.get(i));
+                tracing::warn!(
+                    queue = %self.url,
+                    message_id = message.map(|m| m.id.as_str()).unwrap_or("?"),
+                    code = failed.code(),
+                    reason = failed.message().unwrap_or(""),
+                    "could not change a message's visibility"
+                );
+            }
         }
         Ok(())
     }

@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::deploy_files::{DeployFiles, ImageDefinition};
 use crate::intake::Release;
-use crate::ledger::{Deploy, Image, Ledger, Record};
+pub use crate::ledger::DeployKind;
+use crate::ledger::{Deploy, Image, Ledger, Record, ReleaseState};
 use crate::registry::{
     self, Connector, CopyOptions, Digest, Inspection, Pointer, Reference, Registry, RegistryError,
     Side, valid_tag,
@@ -78,13 +79,6 @@ impl Promotion {
     }
 }
 
-/// How a release came to be deployed, as the ledger's deploy history says it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeployKind {
-    Promote,
-    Redeploy,
-}
-
 pub struct Promoter {
     settings: Settings,
     connector: Connector,
@@ -95,6 +89,23 @@ pub struct Promoter {
 
 fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// One image of a planned promotion: where it comes from, where it goes, and what both hold now.
+#[derive(Debug)]
+pub struct PlannedImage {
+    pub route: Route,
+    pub staging: Reference,
+    pub production: Reference,
+    pub inspection: Inspection,
+}
+
+/// A promotion decided and checked, nothing written yet: the images to copy and the claim to make.
+#[derive(Debug)]
+pub struct Plan {
+    pub images: Vec<PlannedImage>,
+    /// The ledger claim (state pending) this promotion makes before any registry write.
+    pub record: Record,
 }
 
 impl Promoter {
@@ -146,7 +157,7 @@ impl Promoter {
         &self.ledger
     }
 
-    pub async fn aws(&self) -> &aws_config::SdkConfig {
+    pub async fn aws(&self) -> Result<&aws_config::SdkConfig> {
         self.connector.aws().await
     }
 
@@ -163,9 +174,9 @@ impl Promoter {
             .is_some_and(|record| record.deliveries.iter().any(|d| d == delivery)))
     }
 
-    /// Copies every image of the release from staging to production under the release tag, then records the
-    /// release. All images are copied before anything is recorded; if any copy fails nothing is recorded.
-    pub async fn promote(&self, release: &Release, delivery: Option<&str>) -> Result<Promotion> {
+    /// Resolves the release's commit and staging images and checks, reading only, that the promotion may go
+    /// ahead: no production tag would move and the ledger holds no other commit under the tag.
+    pub async fn plan(&self, release: &Release) -> Result<Plan> {
         let tag = &release.tag_name;
         if !valid_tag(tag) {
             bail!(
@@ -181,116 +192,172 @@ impl Promoter {
         )
         .await?;
 
-        let mut plans: Vec<(&Route, Reference, Reference, Inspection)> = Vec::new();
+        let mut images: Vec<PlannedImage> = Vec::new();
         for route in &self.settings.routes {
             let (source, target) = self.route_registries(route);
             let staging = resolve::staging_image(source, &route.source, &commit).await?;
             let production = route.target.at(Pointer::Tag(tag.clone()));
             let inspection = registry::inspect(source, &staging, target, &production).await?;
             // Refused here, before any image is copied, so that no route moves if one would have to.
-            inspection.already_there(&production, false)?;
-            plans.push((route, staging, production, inspection));
+            inspection.refuse_moving(&production, false)?;
+            // Two routes into one production tag must carry one image, or the second copy would move the tag
+            // the first wrote (routes::from_config refuses such a config; this holds whatever the routes).
+            if let Some(other) = images.iter().find(|i| i.production == production)
+                && other.inspection.root.digest != inspection.root.digest
+            {
+                return Err(RegistryError::TagMoved {
+                    target: production.to_string(),
+                    existing: other.inspection.root.digest.clone(),
+                    incoming: inspection.root.digest.clone(),
+                })
+                .with_context(|| {
+                    format!(
+                        "containers {} and {} ship different images under one production tag: give each \
+                         image its own target repository in PROMOTE_CONFIG",
+                        other.route.containers.join(", "),
+                        route.containers.join(", ")
+                    )
+                });
+            }
+            images.push(PlannedImage {
+                route: route.clone(),
+                staging,
+                production,
+                inspection,
+            });
         }
-        tracing::info!(release = %tag, %commit, images = plans.len(), ms = started.elapsed().as_millis() as u64, "resolved staging images");
+        tracing::info!(release = %tag, %commit, images = images.len(), ms = started.elapsed().as_millis() as u64, "resolved staging images");
 
-        let images: Vec<Image> = plans
-            .iter()
-            .map(|(route, _, production, inspection)| Image {
-                containers: route.containers.clone(),
-                source_image: format!("{}@{}", route.source, inspection.root.digest),
-                target_image: production.to_string(),
-                digest: inspection.root.digest.to_string(),
-            })
-            .collect();
-        let first = images
-            .first()
-            .context("no image to promote: set PROMOTE_SOURCE_REPOSITORY or PROMOTE_CONFIG")?;
-        let record = Record {
-            tag_name: tag.clone(),
-            commit: commit.clone(),
-            digest: first.digest.clone(),
-            source_image: first.source_image.clone(),
-            target_image: first.target_image.clone(),
-            containers: images.iter().flat_map(|i| i.containers.clone()).collect(),
-            images: images.clone(),
-            promoted_at: now(),
-            release_name: release.name.clone(),
-            html_url: release.html_url.clone(),
-            author: release.author.clone(),
-            prerelease: release.prerelease,
-            published_at: release.published_at.clone(),
-            build_arn: self.settings.build_arn.clone(),
-            deliveries: Vec::new(),
-            deploys: Vec::new(),
-        };
-        // Checked before the copies so that a release the ledger would refuse leaves the registries untouched.
+        let mut record = Record::pending(
+            tag,
+            &commit,
+            images
+                .iter()
+                .map(|image| Image {
+                    containers: image.route.containers.clone(),
+                    source_image: format!(
+                        "{}@{}",
+                        image.route.source, image.inspection.root.digest
+                    ),
+                    target_image: image.production.to_string(),
+                    digest: image.inspection.root.digest.clone(),
+                })
+                .collect(),
+        )?;
+        record.release_name = release.name.clone();
+        record.html_url = release.html_url.clone();
+        record.author = release.author.clone();
+        record.prerelease = release.prerelease;
+        record.published_at = release.published_at;
+        record.release_id = release.id;
+        record.build_arn = self.settings.build_arn.clone();
+        // Checked before the claim so that a refused release says why without a write; the claim itself is what
+        // settles a race. An unreadable item stops the promotion here, before any registry write.
         if let Some(recorded) = self.ledger.get(tag).await?
             && let Some(conflict) = record.conflict_with(&recorded, self.ledger.table())
         {
             return Err(conflict.into());
         }
+        Ok(Plan { images, record })
+    }
+
+    /// Claims the release tag in the ledger, copies every image, then completes the claim. Only the holder of
+    /// the claim writes the production tag; a run stopped anywhere leaves a claim the same commit resumes.
+    pub async fn apply(&self, plan: Plan, delivery: Option<&str>) -> Result<Promotion> {
+        let record = plan.record;
+        let tag = &record.tag_name;
+        self.ledger.claim(&record).await?;
+        tracing::info!(release = %tag, commit = %record.commit, table = self.ledger.table(), "claimed release tag");
 
         let mut promoted = Vec::new();
-        for (route, staging, production, inspection) in plans {
+        for PlannedImage {
+            route,
+            staging,
+            production,
+            inspection,
+        } in plan.images
+        {
             let digest = inspection.root.digest.clone();
-            let (source, target) = self.route_registries(route);
-            if self.settings.dry_run {
-                match inspection.existing {
-                    Some(_) => {
-                        println!("dry run: {production} is already {digest}; nothing to copy")
-                    }
-                    None => println!("dry run: would copy {staging} ({digest}) to {production}"),
-                }
-            } else {
-                let started = Instant::now();
-                let report = registry::copy_inspected(
+            let (source, target) = self.route_registries(&route);
+            let started = Instant::now();
+            let report = registry::copy_inspected(
+                source,
+                &staging,
+                target,
+                &production,
+                inspection,
+                self.settings.copy,
+            )
+            .await?;
+            tracing::info!(
+                release = %tag, target = %production, digest = %report.digest, already_there = report.already_there,
+                blobs_copied = report.blobs_copied, blobs_skipped = report.blobs_skipped, bytes = report.bytes_copied,
+                ms = started.elapsed().as_millis() as u64, "copied image"
+            );
+            if self.settings.with_referrers {
+                let copied = registry::copy_referrers(
                     source,
                     &staging,
                     target,
                     &production,
-                    inspection,
+                    &digest,
                     self.settings.copy,
                 )
                 .await?;
-                tracing::info!(
-                    release = %tag, target = %production, digest = %report.digest, already_there = report.already_there,
-                    blobs_copied = report.blobs_copied, blobs_skipped = report.blobs_skipped, bytes = report.bytes_copied,
-                    ms = started.elapsed().as_millis() as u64, "copied image"
-                );
-                if self.settings.with_referrers {
-                    let copied = registry::copy_referrers(
-                        source,
-                        &staging,
-                        target,
-                        &production,
-                        &digest,
-                        self.settings.copy,
-                    )
-                    .await?;
-                    tracing::info!(release = %tag, target = %production, referrers = copied, "copied referrers");
-                }
+                tracing::info!(release = %tag, target = %production, referrers = copied, "copied referrers");
             }
             promoted.push(PromotedImage {
-                containers: route.containers.clone(),
+                containers: route.containers,
                 target: production,
                 digest,
             });
         }
 
-        if self.settings.dry_run {
-            println!(
-                "dry run: would record release {tag} (commit {commit}) in table {}",
-                self.ledger.table()
-            );
-        } else {
-            let started = Instant::now();
-            self.ledger.record(&record, delivery).await?;
-            tracing::info!(release = %tag, table = self.ledger.table(), ms = started.elapsed().as_millis() as u64, "recorded release");
-        }
+        let started = Instant::now();
+        self.ledger.complete(&record, delivery).await?;
+        tracing::info!(release = %tag, table = self.ledger.table(), ms = started.elapsed().as_millis() as u64, "recorded release");
         Ok(Promotion {
             tag: tag.clone(),
-            commit,
+            commit: record.commit,
             images: promoted,
+        })
+    }
+
+    /// Plans the release and, unless this is a dry run, applies the plan (a dry run prints it instead).
+    pub async fn promote(&self, release: &Release, delivery: Option<&str>) -> Result<Promotion> {
+        let plan = self.plan(release).await?;
+        if !self.settings.dry_run {
+            return self.apply(plan, delivery).await;
+        }
+        let mut images = Vec::new();
+        for image in plan.images {
+            let digest = image.inspection.root.digest.clone();
+            match image.inspection.existing {
+                Some(_) => println!(
+                    "dry run: {} is already {digest}; nothing to copy",
+                    image.production
+                ),
+                None => println!(
+                    "dry run: would copy {} ({digest}) to {}",
+                    image.staging, image.production
+                ),
+            }
+            images.push(PromotedImage {
+                containers: image.route.containers,
+                target: image.production,
+                digest,
+            });
+        }
+        println!(
+            "dry run: would record release {} (commit {}) in table {}, claiming its tag before the copy",
+            plan.record.tag_name,
+            plan.record.commit,
+            self.ledger.table()
+        );
+        Ok(Promotion {
+            tag: plan.record.tag_name,
+            commit: plan.record.commit,
+            images,
         })
     }
 
@@ -307,11 +374,7 @@ impl Promoter {
         self.settings.deploy.write(&definitions)?;
         let deploy = Deploy {
             deployed_at: now(),
-            kind: match kind {
-                DeployKind::Promote => "promote",
-                DeployKind::Redeploy => "redeploy",
-            }
-            .to_owned(),
+            kind,
             build_arn: self.settings.build_arn.clone(),
             initiator: self.settings.initiator.clone(),
         };
@@ -335,6 +398,14 @@ impl Promoter {
         let record = self.ledger.get(tag).await?.with_context(|| {
             format!("release {tag} is not recorded in table {}: `ecr-promote history` lists the releases", self.ledger.table())
         })?;
+        if record.state == ReleaseState::Pending {
+            bail!(
+                "release {tag} is claimed in table {} but its promotion never completed: promote it again \
+                 (ecr-promote promote --tag {tag} --commit {}) before deploying it",
+                self.ledger.table(),
+                record.commit
+            );
+        }
         self.verified(record).await
     }
 
@@ -342,30 +413,37 @@ impl Promoter {
     /// "Newest" is the release deployed last: after a rollback that is the release rolled back to, so a
     /// re-run pipeline does not undo the rollback.
     pub async fn latest_recorded(&self) -> Result<Option<Promotion>> {
-        let releases = self.ledger.releases().await?;
-        let deployed_at = |r: &Record| r.last_deployed_at().unwrap_or(&r.promoted_at).to_owned();
+        let releases = self.ledger.releases().await?.done();
+        let deployed_at = |r: &Record| {
+            r.last_deployed_at()
+                .or(r.promoted_at.as_deref())
+                .unwrap_or_default()
+                .to_owned()
+        };
         match releases.into_iter().max_by_key(deployed_at) {
             Some(record) => Ok(Some(self.verified(record).await?)),
             None => Ok(None),
         }
     }
 
-    /// The recorded release published after `release`, newest first, if there is one (verified as
-    /// [`Promoter::recorded`] does).
+    /// The newest recorded release that comes after `release` (published later, or in the same instant with a
+    /// larger GitHub release id), if there is one (verified as [`Promoter::recorded`] does).
     pub async fn newer_than(&self, release: &Release) -> Result<Option<Promotion>> {
-        let Some(published) = release.published_at.as_deref() else {
+        if release.published_at.is_none() {
             return Ok(None);
-        };
+        }
         let newest = self
             .ledger
             .releases()
             .await?
+            .done()
             .into_iter()
             .filter(|r| {
                 r.tag_name != release.tag_name
-                    && r.published_at.as_deref().is_some_and(|p| p > published)
+                    && r.published_at.is_some()
+                    && r.precedence() > release.precedence()
             })
-            .max_by(|a, b| a.published_at.cmp(&b.published_at));
+            .max_by_key(Record::precedence);
         match newest {
             Some(record) => Ok(Some(self.verified(record).await?)),
             None => Ok(None),
@@ -386,7 +464,7 @@ impl Promoter {
                         self.ledger.table()
                     )
                 })?;
-            let recorded: Digest = image.digest.parse().map_err(anyhow::Error::msg)?;
+            let recorded: Digest = image.digest.clone();
             let registry = self.registry(&target.host, Side::Target).await?;
             match registry.manifest_digest(&target).await? {
                 Some(current) if current == recorded => images.push(PromotedImage {

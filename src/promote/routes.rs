@@ -68,6 +68,19 @@ pub fn from_config(path: &Path) -> Result<Vec<Route>, String> {
                 .map_err(|e| format!("PROMOTE_CONFIG {shown}, container {name}: {e}"))
         };
         let (source, target) = (parse(&entry.source)?, parse(&entry.target)?);
+        // Two images into one production repository would write one release tag twice, the second copy
+        // moving the tag the first wrote.
+        if let Some(other) = routes
+            .iter()
+            .find(|r| r.target == target && r.source != source)
+        {
+            return Err(format!(
+                "PROMOTE_CONFIG {shown}: containers {} ({}) and {name} ({source}) both go to {target} from different \
+                 sources: one release tag can hold one image, so give each its own target repository",
+                other.containers.join(", "),
+                other.source,
+            ));
+        }
         match routes
             .iter_mut()
             .find(|r| r.source == source && r.target == target)
@@ -148,6 +161,12 @@ mod tests {
                     "[[container]]\nname=\"a\"\nsource=\"{STAGING}/a\"\ntarget=\"{PRODUCTION}/a\"\n[[container]]\nname=\"a\"\nsource=\"{STAGING}/b\"\ntarget=\"{PRODUCTION}/b\""
                 ),
                 "listed twice",
+            ),
+            (
+                &format!(
+                    "[[container]]\nname=\"api\"\nsource=\"{STAGING}/api\"\ntarget=\"{PRODUCTION}/shared\"\n[[container]]\nname=\"worker\"\nsource=\"{STAGING}/worker\"\ntarget=\"{PRODUCTION}/shared\""
+                ),
+                "containers api (111111111111.dkr.ecr.us-east-1.amazonaws.com/api) and worker",
             ),
         ] {
             let (_dir, path) = write("promote.toml", text);

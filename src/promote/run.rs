@@ -156,7 +156,8 @@ async fn promote_pending(
         match promoter.newer_than(release).await? {
             Some(newer) => {
                 tracing::warn!(release = %promotion.tag, newer = %newer.tag, "a newer release is recorded; deploying it rather than going back");
-                promoter.deploy(&newer, DeployKind::Promote).await?;
+                // Not a promotion of the newer release: it is deployed again, as it was before.
+                promoter.deploy(&newer, DeployKind::Redeploy).await?;
             }
             None => promoter.deploy(promotion, DeployKind::Promote).await?,
         }

@@ -25,6 +25,15 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Every form in which these credentials could come back in a registry's answer: the password, and the
+    /// Basic `Authorization` value.
+    pub fn secrets(&self) -> [String; 2] {
+        [
+            self.password.clone(),
+            BASE64.encode(format!("{}:{}", self.username, self.password)),
+        ]
+    }
+
     /// Decodes `base64("user:password")`, the form of both ECR tokens and Docker config `auth` entries.
     fn from_basic_token(token: &str) -> Option<Credentials> {
         let decoded = String::from_utf8(BASE64.decode(token.trim()).ok()?).ok()?;

@@ -45,9 +45,10 @@ pub struct Inspection {
 }
 
 impl Inspection {
-    /// Whether the target already holds the source digest (`true`: nothing to copy), or may be written
-    /// (`false`); a target tag or digest holding something else is refused unless `force`.
-    pub fn already_there(
+    /// The guard that keeps a tag from moving: whether the target already holds the source digest (`true`:
+    /// nothing to copy) or may be written (`false`); a target tag holding something else is refused unless
+    /// `force`, and a target digest that is not the source's can never be written.
+    pub fn refuse_moving(
         &self,
         target_ref: &Reference,
         force: bool,
@@ -60,7 +61,11 @@ impl Inspection {
         if let Pointer::Digest(wanted) = &target_ref.pointer
             && *wanted != self.root.digest
         {
-            return Err(refused(wanted));
+            return Err(RegistryError::DigestMismatch {
+                target: target_ref.to_string(),
+                wanted: wanted.clone(),
+                incoming: self.root.digest.clone(),
+            });
         }
         match &self.existing {
             Some(digest) if *digest == self.root.digest => Ok(true),
@@ -119,7 +124,7 @@ pub async fn copy_inspected(
     let started = Instant::now();
     let mut report = CopyReport {
         digest: inspection.root.digest.clone(),
-        already_there: inspection.already_there(target_ref, options.force)?,
+        already_there: inspection.refuse_moving(target_ref, options.force)?,
         blobs_copied: 0,
         blobs_skipped: 0,
         bytes_copied: 0,

@@ -47,6 +47,16 @@ pub enum RegistryError {
     },
 
     #[error(
+        "{target} names digest {wanted}, but the image copied is {incoming}: a digest reference must name the \
+         source's own digest (or use a tag)"
+    )]
+    DigestMismatch {
+        target: String,
+        wanted: Digest,
+        incoming: Digest,
+    },
+
+    #[error(
         "{reference} is a Docker schema 1 manifest, which ECR and ecr-promote do not copy: rebuild and push it \
          with a current Docker or BuildKit (schema 2 / OCI)"
     )]

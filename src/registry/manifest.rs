@@ -150,6 +150,7 @@ impl Registry {
             return Err(self.failure(&what, &reference.repository, response).await);
         }
         let media_type = media_type_of(&response);
+        let announced = digest_header(&response);
         let bytes = self.body(&what, response, MAX_MANIFEST_BYTES).await?;
         let digest = Digest::of(&bytes);
         if let Pointer::Digest(expected) = &reference.pointer
@@ -159,6 +160,19 @@ impl Registry {
                 what,
                 host: self.host.clone(),
                 detail: format!("asked for {expected}, received bytes of {digest}"),
+            });
+        }
+        // Fetched by tag, the registry's own word on the digest is the only check: bytes that do not hash to
+        // it are not the image the tag names (the ledger would record a digest the source does not hold).
+        if let Some(announced) = announced
+            && announced != digest
+        {
+            return Err(RegistryError::Corrupt {
+                what,
+                host: self.host.clone(),
+                detail: format!(
+                    "the registry announced Docker-Content-Digest {announced}, the bytes received are {digest}"
+                ),
             });
         }
         // Registries that send no Content-Type still declare it in the manifest itself.

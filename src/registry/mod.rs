@@ -101,17 +101,21 @@ impl Connector {
     }
 
     /// AWS configuration as the SDK finds it (environment, profile, SSO, container or instance role).
-    pub async fn aws(&self) -> &SdkConfig {
-        self.aws.get_or_init(|| crate::aws::load(self.stall)).await
+    pub async fn aws(&self) -> Result<&SdkConfig> {
+        Ok(self
+            .aws
+            .get_or_try_init(|| crate::aws::load(self.stall))
+            .await?)
     }
 
-    async fn aws_for(&self, side: Side) -> &SdkConfig {
+    async fn aws_for(&self, side: Side) -> Result<&SdkConfig> {
         match (&self.source_role, side) {
             (Some(role), Side::Source) => {
-                let base = self.aws().await;
-                self.source_aws
+                let base = self.aws().await?;
+                Ok(self
+                    .source_aws
                     .get_or_init(|| crate::aws::assume_role(base, role))
-                    .await
+                    .await)
             }
             _ => self.aws().await,
         }
@@ -125,7 +129,7 @@ impl Connector {
                     (Some(role), Side::Source) => format!(" as role {role}"),
                     _ => String::new(),
                 };
-                let token = auth::ecr_token(self.aws_for(side).await, &ecr, host)
+                let token = auth::ecr_token(self.aws_for(side).await?, &ecr, host)
                     .await
                     .with_context(|| format!("opening the {side} registry {host}{role}"))?;
                 (

@@ -253,9 +253,16 @@ impl Registry {
                 what: what.to_owned(),
                 host: self.host.clone(),
                 status,
-                detail: body.summary(),
+                detail: self.scrub(&body.summary()),
             },
         }
+    }
+
+    /// A registry's own words, safe to print: a registry may echo the request's credentials back.
+    pub fn scrub(&self, text: &str) -> String {
+        let secrets = self.credentials.as_ref().map(|c| c.secrets());
+        let secrets: Vec<&str> = secrets.iter().flatten().map(String::as_str).collect();
+        crate::outside::scrub(text, &secrets)
     }
 
     pub fn name_unknown(&self, repository: &str) -> RegistryError {

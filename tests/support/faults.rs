@@ -54,6 +54,9 @@ enum Fault {
     Throttle {
         bytes_per_second: usize,
     },
+    /// Answered 400 with the request's `Authorization` header quoted in the error body, as a
+    /// careless registry might.
+    EchoAuthorization,
     /// The response body is followed by this many spaces (`usize::MAX`: without end), without a
     /// Content-Length.
     Pad {
@@ -134,6 +137,12 @@ impl FaultyFront {
         self.add(method, path, Fault::Pad { bytes }, 1);
     }
 
+    /// Answers the next `method` request whose path contains `path` with a 400 quoting its
+    /// `Authorization` header.
+    pub fn echo_authorization_once(&self, method: &str, path: &str) {
+        self.add(method, path, Fault::EchoAuthorization, 1);
+    }
+
     /// Every request passes through from now on.
     pub fn clear(&self) {
         self.shared.rules.lock().expect("the rules").clear();
@@ -184,6 +193,21 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault: {status}"}}]}}"#
         );
         return (status, [(CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    if let Some(Fault::EchoAuthorization) = fault {
+        let authorization = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let body = serde_json::json!({"errors": [{"code": "BAD_REQUEST",
+            "message": format!("cannot handle request with Authorization: {authorization}")}]});
+        return (
+            StatusCode::BAD_REQUEST,
+            [(CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
     }
     if let Some(Fault::Hang) = fault {
         // Held until the client gives up (and the connection closes) or the front is dropped.

@@ -8,7 +8,7 @@ use tempfile::TempDir;
 use super::process::{Launch, Process, log_file};
 
 /// The version scripts/setup.sh installs; its GetAuthorizationToken answers `AWS:<account>-auth-token`.
-pub const MOTO_VERSION: &str = "5.1.22";
+pub const MOTO_VERSION: &str = "5.2.5";
 
 pub struct Moto {
     process: Process,
