@@ -23,6 +23,8 @@ run "$BIN/cfn-lint"
 CHECKOV=("$REPO/.local/checkov/bin/checkov" --skip-download --quiet --compact)
 run "${CHECKOV[@]}" -d deploy
 run "${CHECKOV[@]}" -f Dockerfile
+# Each role grants exactly the AWS actions the Rust code calls, and README's IAM block says the same.
+run "$BIN/python" scripts/check_iam.py
 run cargo fmt --all -- --check
 run cargo clippy --all-targets --locked --quiet -- -D warnings
 echo "lint: all clean"
