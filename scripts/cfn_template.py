@@ -1,10 +1,11 @@
-"""Reading the CloudFormation templates under deploy/ for the checks beside this file.
+"""What the checks beside this file share: reading the CloudFormation templates under deploy/, and reporting.
 
 cfn-lint's decoder reads the short-form tags (!Sub, !If, !Ref …) into their long form; `resolve` then takes
 one branch of every Fn::If for a given set of condition values and drops AWS::NoValue, so that a check sees
 the template as CloudFormation would create it under those parameters.
 """
 
+import sys
 from pathlib import Path
 
 from cfnlint.decode import decode
@@ -14,6 +15,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 class CheckFailed(Exception):
     """A contract does not hold; the message names the file and what to change."""
+
+
+def run(name: str, check) -> int:
+    """Runs `check`, which returns a one-line summary or raises CheckFailed; the exit code for the script."""
+    try:
+        summary = check()
+    except CheckFailed as failure:
+        print(f"{name}: {failure}", file=sys.stderr)
+        return 1
+    print(f"{name}: {summary}")
+    return 0
 
 
 def load(relative: str) -> dict:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cfn_template import REPO, CheckFailed, load, resource  # noqa: E402
+from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 
 # The webhook Lambda's code, which runs under its own role in deploy/webhook.yml, never the build role.
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
@@ -235,12 +235,18 @@ def check_build_role(calls: set, registry: dict) -> dict:
 
 
 def check_staging_side(registry: dict):
-    """The two ways staging lets production pull: the source role, and the repository policy."""
+    """The ways staging lets production pull: the source role, and the repository policy (as a file, and on
+    the repository deploy/staging-pipeline.yml creates)."""
     role = resource(load("deploy/staging.yml"), "deploy/staging.yml", "SourceRole", {})
     compare("deploy/staging.yml SourceRole", union(statements(role).values()),
             {"ecr:GetAuthorizationToken"} | registry["source"], "change its PullStaging statement or the code")
     policy = json.loads((REPO / "deploy/staging-repository-policy.json").read_text())
     compare("deploy/staging-repository-policy.json", union(set(s["Action"]) for s in policy["Statement"]),
+            registry["source"], "change its actions or the code")
+    repository = resource(load("deploy/staging-pipeline.yml"), "deploy/staging-pipeline.yml", "StagingRepository",
+                          {"HasKmsKey": False})
+    compare("deploy/staging-pipeline.yml StagingRepository's RepositoryPolicyText",
+            union(set(s["Action"]) for s in repository["Properties"]["RepositoryPolicyText"]["Statement"]),
             registry["source"], "change its actions or the code")
 
 
@@ -260,21 +266,15 @@ def check_readme(shown: dict):
                 needed_by="the template's BuildRole")
 
 
-def main() -> int:
-    try:
-        files = list(rust_files(["src"], BUILD_EXCLUDES))
-        calls = sdk_calls(files)
-        registry = registry_calls(files)
-        shown = check_build_role(calls, registry)
-        check_staging_side(registry)
-        check_readme(shown)
-    except CheckFailed as failure:
-        print(f"check_iam: {failure}", file=sys.stderr)
-        return 1
-    print(f"check_iam: grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
-          f"target {sorted(registry['target'])}")
-    return 0
+def check() -> str:
+    files = list(rust_files(["src"], BUILD_EXCLUDES))
+    calls = sdk_calls(files)
+    registry = registry_calls(files)
+    check_readme(check_build_role(calls, registry))
+    check_staging_side(registry)
+    return (f"grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
+            f"target {sorted(registry['target'])}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run("check_iam", check))

@@ -25,6 +25,8 @@ run "${CHECKOV[@]}" -d deploy
 run "${CHECKOV[@]}" -f Dockerfile
 # Each role grants exactly the AWS actions the Rust code calls, and README's IAM block says the same.
 run "$BIN/python" scripts/check_iam.py
+# The staging pipeline pushes the full commit hash production looks for, and keeps it long enough.
+run "$BIN/python" scripts/check_staging_contract.py
 run cargo fmt --all -- --check
 run cargo clippy --all-targets --locked --quiet -- -D warnings
 echo "lint: all clean"
