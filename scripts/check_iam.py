@@ -2,8 +2,9 @@
 """Every role grants exactly the AWS actions its code calls: none missing, none unused.
 
 What the code calls is read from the Rust sources, not listed here:
-  - AWS SDK operations: `<client>.<operation>()` in a file that uses one `aws_sdk_<service>` crate, e.g.
-    `.receive_message()` with aws_sdk_sqs → sqs:ReceiveMessage;
+  - AWS SDK operations: `<client>.<operation>()…send()` where the file declares `<client>` as an
+    `aws_sdk_<service>::Client`, e.g. `self.client.receive_message()` with `client: aws_sdk_sqs::Client` →
+    sqs:ReceiveMessage;
   - sts:AssumeRole when the code builds an `AssumeRoleProvider` (the staging source role);
   - ECR through the registry API: each `request(Method::…, url)` in src/registry with the URL it is sent to
     (`manifests/`, `blobs/`, `blobs/uploads/`, an upload session, `tags/list`, `referrers/`), mapped to the
@@ -15,9 +16,12 @@ Each role is then checked under each value of the conditions that change it, aga
 CloudFormation would create it; statements that serve CodeBuild rather than the code (its image, its log,
 the pipeline artifacts) are named in PLATFORM with the reason. README's IAM block must equal the build role's.
 
-To check another binary's role (the webhook Lambda: deploy/webhook.yml), give it its sources with
-`calls(WEBHOOK_SOURCES)`, keep them out of the build role's (they already are: BUILD_EXCLUDES), and add a
-check like `check_build_role` that compares `granted(...)` for its role with those calls.
+Another binary's role is checked the same way. For the webhook Lambda, when deploy/webhook.yml lands:
+`sdk_calls(rust_files(WEBHOOK_SOURCES))` gives its calls (on the webhook branch: codepipeline:
+StartPipelineExecution, dynamodb:GetItem and PutItem, secretsmanager:GetSecretValue, sqs:SendMessage), to
+`compare` with `statements(resource(load("deploy/webhook.yml"), …, "<its role>", {conditions}))` less its
+own platform statements (its log group), as check_build_role does. The build role already leaves
+WEBHOOK_SOURCES out. A call in a module both binaries share counts for both roles.
 """
 
 import json
@@ -89,16 +93,18 @@ def camel(snake: str) -> str:
 def sdk_calls(files) -> set:
     calls = set()
     for relative, text in files:
-        services = set(re.findall(r"\baws_sdk_(\w+)::", text))
-        # An operation is a client method whose builder chain is sent (`.send()`, or paged).
-        operations = [m.group(1) for m in re.finditer(r"(?:\bclient|\bClient::\w+\([^)]*\))\s*\.(\w+)\(\)", text)
-                      if re.search(r"\.(?:send|into_paginator)\(\)", text[m.end():text.find(";", m.end())])]
-        if operations and len(services) != 1:
-            raise CheckFailed(f"{relative}: calls {operations} but uses the SDK crates {sorted(services)}: "
-                              "cannot tell which service the calls go to; keep one service's calls per file")
-        for operation in operations:
-            action = f"{next(iter(services))}:{camel(operation)}"
-            calls.add(BATCH_AUTHORISED_BY.get(action, action))
+        # Each SDK client the file declares (a field, parameter or binding typed aws_sdk_<service>::Client)
+        # names its service; an operation is a method called on one whose builder chain is sent.
+        clients = dict(re.findall(r"\b(\w+)\s*:\s*aws_sdk_(\w+)::Client\b", text))
+        clients.update(re.findall(r"\blet\s+(?:mut\s+)?(\w+)\s*=\s*aws_sdk_(\w+)::Client::", text))
+        receiver = r"(?:\b(\w+)|\baws_sdk_(\w+)::Client::\w+\([^)]*\))\s*\.(\w+)\(\)"
+        for m in re.finditer(receiver, text):
+            name, constructed, operation = m.groups()
+            service = constructed or clients.get(name)
+            sent = re.search(r"\.(?:send|into_paginator)\(\)", text[m.end():text.find(";", m.end())])
+            if service and sent:
+                action = f"{service}:{camel(operation)}"
+                calls.add(BATCH_AUTHORISED_BY.get(action, action))
         if "AssumeRoleProvider" in text:
             calls.add("sts:AssumeRole")
     return calls
