@@ -36,8 +36,8 @@ from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
 BUILD_EXCLUDES = WEBHOOK_SOURCES
 
-# The IAM action ECR authorises for each Distribution API request (ECR user guide, "Amazon ECR repository
-# policies" and the registry API's action mapping). An upload session URL is the Location ECR hands out.
+# The IAM action(s) ECR checks for each Distribution API request, as its documentation names them for
+# pulling and pushing with a Docker/OCI client. An upload session URL is the Location ECR hands out.
 REGISTRY_ACTIONS = {
     ("GET", "manifest"): {"ecr:BatchGetImage"},
     ("HEAD", "manifest"): {"ecr:BatchGetImage"},
@@ -45,10 +45,11 @@ REGISTRY_ACTIONS = {
     ("GET", "blob"): {"ecr:GetDownloadUrlForLayer"},
     ("HEAD", "blob"): {"ecr:BatchCheckLayerAvailability"},
     ("POST", "upload"): {"ecr:InitiateLayerUpload"},
-    # One monolithic PUT carries the bytes (a layer part) and completes the upload.
+    # One monolithic PUT carries the bytes (a layer part) and completes the upload: ECR's push permissions
+    # list both, and a PUT with a body is not documented to need only one.
     ("PUT", "upload session"): {"ecr:UploadLayerPart", "ecr:CompleteLayerUpload"},
     ("PATCH", "upload session"): {"ecr:UploadLayerPart"},
-    # Abandoning an upload session: best effort, ECR authorises no action of its own for it.
+    # Abandoning an upload session: ECR documents no action for it; it is best effort, a refusal changes nothing.
     ("DELETE", "upload session"): set(),
     ("GET", "tags"): {"ecr:ListImages"},
     # ECR's referrers API is authorised as an image read (ListImageReferrers needs ecr:BatchGetImage).
