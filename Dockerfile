@@ -4,7 +4,10 @@
 # (bash, CA certificates, git to resolve release tags in the source checkout). No compilers, no Docker
 # daemon, no AWS CLI: the copy is ecr-promote's own.
 #
-#   docker build -t ecr-promote:0.1.0 .
+#   docker build --platform linux/amd64 -t ecr-promote:0.1.0 .
+#
+# linux/amd64 because the CodeBuild project is a LINUX_CONTAINER (x86_64) one: built on an arm64 machine
+# without --platform, the image would not start there (with it, the Rust build runs under emulation: slow).
 #
 # Tags are pinned; pin the digests too (FROM image:tag@sha256:…) once you have pulled them, and rebuild
 # regularly to pick up Debian's security fixes.
@@ -21,6 +24,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/ecr-promote /usr/local/bin/ecr-promote
 
 FROM debian:bookworm-slim
+# checkov:skip=CKV_DOCKER_2: no HEALTHCHECK: CodeBuild runs a buildspec in this image and nothing acts on a health check; ecr-promote is a command that exits, not a service
 # Versions are not pinned: Debian replaces a package in bookworm-security as soon as a fix is out, so an
 # exact pin fails the build within weeks. The base tag pins the release (bookworm); a rebuild takes fixes.
 # hadolint ignore=DL3008

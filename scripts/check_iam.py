@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Every role grants exactly the AWS actions its code calls: none missing, none unused.
+
+What the code calls is read from the Rust sources, not listed here:
+  - AWS SDK operations: `<client>.<operation>()…send()` where the file declares `<client>` as an
+    `aws_sdk_<service>::Client`, e.g. `self.client.receive_message()` with `client: aws_sdk_sqs::Client` →
+    sqs:ReceiveMessage;
+  - sts:AssumeRole when the code builds an `AssumeRoleProvider` (the staging source role);
+  - ECR through the registry API: each `request(Method::…, url)` in src/registry with the URL it is sent to
+    (`manifests/`, `blobs/`, `blobs/uploads/`, an upload session, `tags/list`, `referrers/`), mapped to the
+    IAM action ECR checks for it (REGISTRY_ACTIONS), and attributed to the staging (source) or the
+    production (target) registry by the variable it is called on (`source.`, `target.`, a `self.` call
+    inheriting its caller's side, or a `Side::Source/Target` in the same function).
+
+Each role is then checked under each value of the conditions that change it, against the template as
+CloudFormation would create it; statements that serve CodeBuild rather than the code (its image, its log,
+the pipeline artifacts) are named in PLATFORM with the reason. README's IAM block must equal the build role's.
+
+Another binary's role is checked the same way. For the webhook Lambda, when deploy/webhook.yml lands:
+`sdk_calls(rust_files(WEBHOOK_SOURCES))` gives its calls (on the webhook branch: codepipeline:
+StartPipelineExecution, dynamodb:GetItem and PutItem, secretsmanager:GetSecretValue, sqs:SendMessage), to
+`compare` with `statements(resource(load("deploy/webhook.yml"), …, "<its role>", {conditions}))` less its
+own platform statements (its log group), as check_build_role does. The build role already leaves
+WEBHOOK_SOURCES out. A call in a module both binaries share counts for both roles.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
+
+# The webhook Lambda's code, which runs under its own role in deploy/webhook.yml, never the build role.
+WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
+BUILD_EXCLUDES = WEBHOOK_SOURCES
+
+# The IAM action(s) ECR checks for each Distribution API request, as its documentation names them for
+# pulling and pushing with a Docker/OCI client. An upload session URL is the Location ECR hands out.
+REGISTRY_ACTIONS = {
+    ("GET", "manifest"): {"ecr:BatchGetImage"},
+    ("HEAD", "manifest"): {"ecr:BatchGetImage"},
+    ("PUT", "manifest"): {"ecr:PutImage"},
+    ("GET", "blob"): {"ecr:GetDownloadUrlForLayer"},
+    ("HEAD", "blob"): {"ecr:BatchCheckLayerAvailability"},
+    ("POST", "upload"): {"ecr:InitiateLayerUpload"},
+    # One monolithic PUT carries the bytes (a layer part) and completes the upload: ECR's push permissions
+    # list both, and a PUT with a body is not documented to need only one.
+    ("PUT", "upload session"): {"ecr:UploadLayerPart", "ecr:CompleteLayerUpload"},
+    ("PATCH", "upload session"): {"ecr:UploadLayerPart"},
+    # Abandoning an upload session: ECR documents no action for it; it is best effort, a refusal changes nothing.
+    ("DELETE", "upload session"): set(),
+    ("GET", "tags"): {"ecr:ListImages"},
+    # ECR's referrers API is authorised as an image read (ListImageReferrers needs ecr:BatchGetImage).
+    ("GET", "referrers"): {"ecr:BatchGetImage"},
+}
+PATH_KINDS = [("blobs/uploads/", "upload"), ("blobs/", "blob"), ("manifests/", "manifest"),
+              ("tags/list", "tags"), ("referrers/", "referrers")]
+# SQS authorises its batch operations with the single-message action; IAM has no action named after them.
+BATCH_AUTHORISED_BY = {
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+}
+
+# Build role statements that serve CodeBuild, not ecr-promote's own calls, with why they are there.
+PLATFORM = {
+    "PullPromoteImage": "CodeBuild pulls the project's image with the service role",
+    "WebhookSecret": "CodeBuild reads the secret for the buildspec's env secrets-manager",
+    "Logs": "CodeBuild writes the build log",
+    "PipelineArtifacts": "CodeBuild reads the source and writes the deploy files artifact",
+    "PipelineArtifactBucket": "CodeBuild checks the artifact bucket",
+    "CloneThroughConnection": "CodeBuild clones the source (CODEBUILD_CLONE_REF) and git fetches through the connection",
+    "DecryptThroughServices": "SQS, Secrets Manager and DynamoDB decrypt with KmsKeyArn for the calls above",
+}
+
+
+# --- What the code calls ---
+
+def rust_files(roots, excludes=()):
+    for root in roots:
+        for path in sorted((REPO / root).rglob("*.rs")):
+            relative = path.relative_to(REPO).as_posix()
+            if not any(relative == e or relative.startswith(e.rstrip("/") + "/") for e in excludes):
+                # Unit tests call the code under test with fixtures, not AWS.
+                yield relative, path.read_text().split("#[cfg(test)]")[0]
+
+
+def camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+def sdk_calls(files) -> set:
+    calls = set()
+    for relative, text in files:
+        # Each SDK client the file declares (a field, parameter or binding typed aws_sdk_<service>::Client)
+        # names its service; an operation is a method called on one whose builder chain is sent.
+        clients = dict(re.findall(r"\b(\w+)\s*:\s*aws_sdk_(\w+)::Client\b", text))
+        clients.update(re.findall(r"\blet\s+(?:mut\s+)?(\w+)\s*=\s*aws_sdk_(\w+)::Client::", text))
+        receiver = r"(?:\b(\w+)|\baws_sdk_(\w+)::Client::\w+\([^)]*\))\s*\.(\w+)\(\)"
+        for m in re.finditer(receiver, text):
+            name, constructed, operation = m.groups()
+            service = constructed or clients.get(name)
+            sent = re.search(r"\.(?:send|into_paginator)\(\)", text[m.end():text.find(";", m.end())])
+            if service and sent:
+                action = f"{service}:{camel(operation)}"
+                calls.add(BATCH_AUTHORISED_BY.get(action, action))
+        if "AssumeRoleProvider" in text:
+            calls.add("sts:AssumeRole")
+    return calls
+
+
+def functions(text):
+    """(name, body) of each `fn` in a file: from its `fn` to the next one, which is close enough here."""
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r"\bfn\s+(\w+)", text)]
+    for i, (start, name) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+        yield name, text[start:end]
+
+
+def registry_calls(files) -> dict:
+    """{"source": actions, "target": actions}: what the registry requests need on each side."""
+    files = list(files)
+    bodies = [(relative, name, body) for relative, text in files for name, body in functions(text)]
+    sides = {}  # function name → the sides it is called for: {"source", "target"}
+
+    def side_of_receiver(receiver, relative, body, name, seen):
+        if receiver in ("source", "target"):
+            return {receiver}
+        if receiver == "self":
+            return sides_of(name, seen)
+        declared = set(m.lower() for m in re.findall(r"Side::(Source|Target)", body))
+        if len(declared) == 1:
+            return declared
+        position = parameter_position(body, receiver)
+        if position is not None:
+            found = set()
+            for _, _, caller in bodies:
+                for call in re.finditer(rf"\b{name}\(([^()]*)", caller):
+                    args = [a.strip() for a in call.group(1).split(",")]
+                    if position < len(args) and args[position] in ("source", "target"):
+                        found.add(args[position])
+            if found:
+                return found
+        raise CheckFailed(f"{relative}: fn {name} calls the registry through `{receiver}`: cannot tell whether "
+                          "that is the source (staging) or the target (production) registry; call it "
+                          "`source`/`target`, or teach scripts/check_iam.py")
+
+    def sides_of(function, seen=frozenset()):
+        if function in seen:
+            return set()
+        if function not in sides:
+            found = set()
+            for relative, name, body in bodies:
+                for m in re.finditer(rf"(\w+)\s*\.\s*{function}\(", body):
+                    found |= side_of_receiver(m.group(1), relative, body, name, seen | {function})
+            sides[function] = found
+        return sides[function]
+
+    needed = {"source": set(), "target": set()}
+    for relative, name, body in bodies:
+        if not relative.startswith("src/registry/"):
+            continue
+        for m in re.finditer(r"(\w+)\s*\.request\(\s*(?:reqwest::)?Method::(\w+),\s*(\w+)", body):
+            receiver, method, url = m.groups()
+            actions = request_actions(relative, name, body, method, url)
+            for side in side_of_receiver(receiver, relative, body, name, frozenset()):
+                needed[side] |= actions
+    return needed
+
+
+def parameter_position(body, variable):
+    signature = re.match(r"fn\s+\w+\s*(?:<[^>]*>)?\(([^)]*)\)", body, re.S)
+    if not signature:
+        return None
+    names = [p.split(":")[0].strip() for p in signature.group(1).split(",") if ":" in p]
+    return names.index(variable) if variable in names else None
+
+
+def request_actions(relative, name, body, method, url):
+    path = re.search(r"self\.url\(\s*[^,]+,\s*&?(?:format!\()?\"([^\"]*)\"", body)
+    if path:
+        kind = next((k for prefix, k in PATH_KINDS if path.group(1).startswith(prefix)), None)
+    elif url == "location" or re.search(rf"let\s+(?:mut\s+)?{url}\s*=\s*location\b", body):
+        kind = "upload session"
+    else:
+        kind = None
+    if (method, kind) not in REGISTRY_ACTIONS:
+        raise CheckFailed(f"{relative}: fn {name} sends {method} to {path.group(1) if path else url}, which "
+                          "scripts/check_iam.py cannot map to an ECR action: add it to REGISTRY_ACTIONS")
+    return REGISTRY_ACTIONS[(method, kind)]
+
+
+# --- What the templates grant ---
+
+def statements(role: dict) -> dict:
+    """Sid → set of actions of the role's Allow statements (each needs a Sid: the check and README name it)."""
+    found = {}
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            found[statement["Sid"]] = set([actions] if isinstance(actions, str) else actions)
+    return found
+
+
+def compare(what: str, granted: set, needed: set, fix: str, needed_by: str = "the code"):
+    missing, unused = needed - granted, granted - needed
+    problems = []
+    if missing:
+        problems.append(f"{needed_by} needs {sorted(missing)}, which it does not grant")
+    if unused:
+        problems.append(f"it grants {sorted(unused)}, which {needed_by} does not need")
+    if problems:
+        raise CheckFailed(f"{what}: {'; '.join(problems)}: {fix}")
+
+
+def union(sets):
+    return set().union(*sets)
+
+
+def check_build_role(calls: set, registry: dict) -> dict:
+    """The build role with and without a staging source role; returns its statements as README shows them."""
+    template = load("deploy/production.yml")
+    shown = None
+    for with_role in (False, True):
+        role = resource(template, "deploy/production.yml", "BuildRole",
+                        {"HasSourceRole": with_role, "HasKmsKey": True, "StagingInThisRegion": True})
+        code_statements = {sid: a for sid, a in statements(role).items() if sid not in PLATFORM}
+        what = f"deploy/production.yml BuildRole ({'with' if with_role else 'without'} SourceRoleArn)"
+        fix = "change the role's statements (and README, \"IAM permissions\") or the code"
+        # With a source role the staging pulls happen under that role: the build role only assumes it.
+        expected = calls | registry["target"] if with_role else (calls - {"sts:AssumeRole"}) | union(registry.values())
+        compare(what, union(code_statements.values()), expected, fix)
+        compare(f"{what}, statement PushProduction", code_statements.get("PushProduction", set()),
+                registry["target"], fix)
+        if not with_role:
+            compare(f"{what}, statement PullStaging", code_statements.get("PullStaging", set()),
+                    registry["source"], fix)
+            shown = code_statements
+    return shown
+
+
+def check_staging_side(registry: dict):
+    """The ways staging lets production pull: the source role, and the repository policy (as a file, and on
+    the repository deploy/staging-pipeline.yml creates)."""
+    role = resource(load("deploy/staging.yml"), "deploy/staging.yml", "SourceRole", {})
+    compare("deploy/staging.yml SourceRole", union(statements(role).values()),
+            {"ecr:GetAuthorizationToken"} | registry["source"], "change its PullStaging statement or the code")
+    policy = json.loads((REPO / "deploy/staging-repository-policy.json").read_text())
+    compare("deploy/staging-repository-policy.json", union(set(s["Action"]) for s in policy["Statement"]),
+            registry["source"], "change its actions or the code")
+    repository = resource(load("deploy/staging-pipeline.yml"), "deploy/staging-pipeline.yml", "StagingRepository",
+                          {"HasKmsKey": False})
+    compare("deploy/staging-pipeline.yml StagingRepository's RepositoryPolicyText",
+            union(set(s["Action"]) for s in repository["Properties"]["RepositoryPolicyText"]["Statement"]),
+            registry["source"], "change its actions or the code")
+
+
+def check_readme(shown: dict):
+    text = (REPO / "README.md").read_text()
+    section = re.search(r"^## IAM permissions\n(.*?)^## ", text, re.S | re.M)
+    block = section and re.search(r"```json\n(.*?)```", section.group(1), re.S)
+    if not block:
+        raise CheckFailed("README.md: no ```json block under \"## IAM permissions\"")
+    readme = {}
+    for statement in json.loads(block.group(1))["Statement"]:
+        actions = statement["Action"]
+        readme[statement["Sid"]] = set([actions] if isinstance(actions, str) else actions)
+    for sid in sorted(set(readme) | set(shown)):
+        compare(f"README.md, \"IAM permissions\", statement {sid}", readme.get(sid, set()), shown.get(sid, set()),
+                "make README's block equal deploy/production.yml's BuildRole (without SourceRoleArn)",
+                needed_by="the template's BuildRole")
+
+
+def check() -> str:
+    files = list(rust_files(["src"], BUILD_EXCLUDES))
+    calls = sdk_calls(files)
+    registry = registry_calls(files)
+    check_readme(check_build_role(calls, registry))
+    check_staging_side(registry)
+    return (f"grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
+            f"target {sorted(registry['target'])}")
+
+
+if __name__ == "__main__":
+    sys.exit(run("check_iam", check))
