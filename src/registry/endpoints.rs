@@ -16,14 +16,29 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// The base URL for a registry host: the mapped one, or `https://<host>`.
+    /// The base URL for a registry host: the mapped one, `http://<host>` for a registry on this machine
+    /// (loopback registries speak plain HTTP, and Docker treats 127.0.0.0/8 as insecure by default too), or
+    /// `https://<host>`.
     pub fn base_url(&self, host: &str) -> Result<Url, String> {
-        match self.by_host.get(host) {
-            Some(url) => Ok(url.clone()),
-            None => Url::parse(&format!("https://{host}/"))
-                .map_err(|e| format!("registry host {host:?} does not make a URL: {e}")),
+        if let Some(url) = self.by_host.get(host) {
+            return Ok(url.clone());
         }
+        let scheme = if is_loopback(host) { "http" } else { "https" };
+        Url::parse(&format!("{scheme}://{host}/"))
+            .map_err(|e| format!("registry host {host:?} does not make a URL: {e}"))
     }
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl FromStr for Endpoints {
@@ -56,6 +71,31 @@ impl FromStr for Endpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registries_on_this_machine_speak_plain_http_others_https() {
+        let endpoints = Endpoints::default();
+        for host in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
+            assert_eq!(endpoints.base_url(host).unwrap().scheme(), "http", "{host}");
+        }
+        for host in [
+            "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+            "registry.example:5000",
+            "10.0.0.1",
+        ] {
+            assert_eq!(
+                endpoints.base_url(host).unwrap().scheme(),
+                "https",
+                "{host}"
+            );
+        }
+    }
 
     #[test]
     fn maps_listed_hosts_and_leaves_others_on_https() {

@@ -148,6 +148,12 @@ impl FromStr for Reference {
             ));
         }
         let (repository, pointer) = if let Some((repository, digest)) = rest.split_once('@') {
+            if repository.contains(':') {
+                return Err(format!(
+                    "image reference {text:?} has both a tag and a digest: give one, host/repository:tag or \
+                     host/repository@sha256:<digest>"
+                ));
+            }
             let digest = digest
                 .parse()
                 .map_err(|e| format!("image reference {text:?}: {e}"))?;
@@ -231,6 +237,13 @@ mod tests {
         ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn a_tag_and_a_digest_together_are_named_as_such() {
+        let both = format!("registry.example.com/api:v1@sha256:{}", "ab".repeat(32));
+        let error = both.parse::<Reference>().unwrap_err();
+        assert!(error.contains("both a tag and a digest"), "{error}");
     }
 
     #[test]
