@@ -7,14 +7,14 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::aws::Aws;
+use crate::commands;
 use crate::deploy_files::DeployFiles;
 use crate::exit::Usage;
-use crate::intake::{Policy, Queue, Release, Secret};
-use crate::ledger::Ledger;
+use crate::intake::ReleaseSource;
 use crate::logging::LogFormat;
-use crate::promote::run::{self, RunSettings};
-use crate::promote::{DeployKind, Promoter, Route, Settings, routes};
-use crate::registry::{self, Connector, CopyOptions, Endpoints, Reference, Repository, Side};
+use crate::promote::{Route, Settings, routes};
+use crate::registry::{Connector, CopyOptions, Endpoints, Reference, Repository};
 
 #[derive(Debug, Parser)]
 #[command(name = "ecr-promote", version, about, after_help = crate::exit::TABLE)]
@@ -29,8 +29,20 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// Give up a registry request that moves no data for this many seconds (no answer, or no bytes either
+    /// way during a blob copy), or an AWS API call attempt with no answer; it is then tried again. A long
+    /// transfer that keeps moving is never cut off.
+    #[arg(long, global = true, env = "PROMOTE_STALL_SECONDS", default_value_t = DEFAULT_STALL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stall_seconds: u64,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    pub fn stall(&self) -> Duration {
+        Duration::from_secs(self.stall_seconds)
+    }
 }
 
 impl Cli {
@@ -148,20 +160,19 @@ pub struct RegistryArgs {
     /// staging account that may pull its images.
     #[arg(long, env = "PROMOTE_SOURCE_ROLE_ARN")]
     pub source_role_arn: Option<String>,
-
-    /// Give up a registry request that moves no data for this many seconds (no answer, or no bytes either
-    /// way during a blob copy), or an AWS API call attempt with no answer; it is then tried again. A long
-    /// transfer that keeps moving is never cut off.
-    #[arg(long, env = "PROMOTE_STALL_SECONDS", default_value_t = DEFAULT_STALL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub stall_seconds: u64,
 }
 
 impl RegistryArgs {
-    pub fn connector(&self) -> Connector {
+    /// The run's AWS configuration, with the source role when one is set.
+    pub async fn aws(&self, stall: Duration) -> Result<Aws, Usage> {
+        Aws::load(stall, self.source_role_arn.as_deref()).await
+    }
+
+    pub fn connector(&self, aws: Option<Aws>, stall: Duration) -> Connector {
         Connector::new(
             self.registry_endpoints.clone().unwrap_or_default(),
-            self.source_role_arn.clone(),
-            Duration::from_secs(self.stall_seconds),
+            aws,
+            stall,
         )
     }
 }
@@ -175,7 +186,7 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    fn table(&self) -> Result<String, Usage> {
+    pub fn table(&self) -> Result<String, Usage> {
         required_text(
             self.table.clone(),
             "PROMOTE_TABLE",
@@ -249,7 +260,7 @@ pub struct PromotionArgs {
     pub registries: RegistryArgs,
 }
 
-fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Result<T, Usage> {
+pub fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Result<T, Usage> {
     value.ok_or_else(|| {
         Usage(format!(
             "{variable} is not set or empty (or pass {flag}): {what}"
@@ -259,7 +270,7 @@ fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Resu
 
 /// A text setting that must be given, and not blank: an empty variable in a buildspec is a mistake, not a
 /// choice (an empty PROMOTE_TABLE would otherwise fail only after messages were received).
-fn required_text(
+pub fn required_text(
     value: Option<String>,
     variable: &str,
     flag: &str,
@@ -270,7 +281,7 @@ fn required_text(
 
 /// A comma-separated setting: its items trimmed; an empty or all-blank list is refused, since it would match
 /// nothing (an empty PROMOTE_RELEASE_ACTIONS would skip, and so delete, every release).
-fn list(values: &[String], variable: &str, what: &str) -> Result<Vec<String>, Usage> {
+pub fn list(values: &[String], variable: &str, what: &str) -> Result<Vec<String>, Usage> {
     let items: Vec<String> = values
         .iter()
         .map(|v| v.trim().to_owned())
@@ -314,7 +325,7 @@ impl PromotionArgs {
 
     /// Every setting checked, before anything is touched. Redeploys ship what the ledger recorded, so they
     /// need no routes.
-    fn settings(&self, needs_routes: bool) -> Result<(Settings, String), Usage> {
+    pub fn settings(&self, needs_routes: bool) -> Result<(Settings, String), Usage> {
         let routes = if needs_routes {
             self.routes()?
         } else {
@@ -334,7 +345,6 @@ impl PromotionArgs {
                 .initiator
                 .clone()
                 .or_else(|| std::env::var("USER").ok()),
-            dry_run: self.dry_run,
             copy: CopyOptions {
                 force: false,
                 jobs: self.registries.jobs.into(),
@@ -343,24 +353,6 @@ impl PromotionArgs {
         };
         Ok((settings, table))
     }
-
-    async fn promoter(&self, settings: Settings, table: &str) -> Result<Promoter> {
-        let connector = self.registries.connector();
-        let ledger = Ledger::new(connector.aws().await?, table);
-        Promoter::open(settings, connector, ledger).await
-    }
-}
-
-/// Where `run` takes the release from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReleaseSource {
-    /// The SQS queue the webhook Lambda feeds (PROMOTE_QUEUE_URL).
-    Queue,
-    /// CodePipeline V2 variables passed as PROMOTE_RELEASE_TAG and PROMOTE_COMMIT.
-    Variables,
-    /// A CodeBuild webhook on a Git tag: CODEBUILD_WEBHOOK_TRIGGER=tag/<tag>,
-    /// CODEBUILD_RESOLVED_SOURCE_VERSION = its commit.
-    CodebuildWebhook,
 }
 
 #[derive(Debug, Args)]
@@ -408,13 +400,8 @@ pub struct RunArgs {
     #[arg(long, env = "PROMOTE_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 
-    /// With --release-source variables: the release tag.
-    #[arg(long, env = "PROMOTE_RELEASE_TAG")]
-    pub release_tag: Option<String>,
-
-    /// With --release-source variables: the release's commit (full SHA; else resolved in the checkout).
-    #[arg(long, env = "PROMOTE_COMMIT")]
-    pub commit: Option<String>,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 
     /// Set by CodeBuild for webhook builds, e.g. tag/v1.2.0.
     #[arg(long, env = "CODEBUILD_WEBHOOK_TRIGGER")]
@@ -428,15 +415,23 @@ pub struct RunArgs {
     pub promotion: PromotionArgs,
 }
 
+/// A release named by tag and commit: `promote`, and `run` with `--release-source variables` (CodePipeline V2
+/// variables).
 #[derive(Debug, Args)]
-pub struct PromoteArgs {
+pub struct ReleaseArgs {
     /// The release tag, e.g. v1.2.0.
-    #[arg(long, env = "PROMOTE_RELEASE_TAG")]
+    #[arg(long, alias = "release-tag", env = "PROMOTE_RELEASE_TAG")]
     pub tag: Option<String>,
 
     /// The release's commit (full SHA). Without it the tag is resolved in the git checkout.
     #[arg(long, env = "PROMOTE_COMMIT")]
     pub commit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 
     #[command(flatten)]
     pub promotion: PromotionArgs,
@@ -475,190 +470,15 @@ pub struct ShowArgs {
 }
 
 pub async fn execute(cli: Cli) -> Result<()> {
+    let stall = cli.stall();
     match cli.command {
-        Command::Run(args) => run_release(args).await,
-        Command::Promote(args) => promote_one(args).await,
-        Command::Redeploy(args) => redeploy(&args.promotion, &args.tag).await,
-        Command::History(args) => history(args).await,
-        Command::Show(args) => show(args).await,
-        Command::Copy(args) => copy(args).await,
-    }
-}
-
-/// A release given by tag and commit, as variables and the command line give it.
-fn release_named(tag: String, commit: Option<String>) -> Release {
-    Release {
-        id: None,
-        tag_name: tag,
-        target_commitish: commit.unwrap_or_default(),
-        name: None,
-        html_url: None,
-        draft: false,
-        prerelease: false,
-        created_at: None,
-        published_at: None,
-        author: None,
-    }
-}
-
-async fn promote_and_deploy(promotion: &PromotionArgs, release: Release) -> Result<()> {
-    let (settings, table) = promotion.settings(true)?;
-    let promoter = promotion.promoter(settings, &table).await?;
-    let promoted = promoter.promote(&release, None).await?;
-    promoter.deploy(&promoted, DeployKind::Promote).await
-}
-
-async fn redeploy(promotion: &PromotionArgs, tag: &str) -> Result<()> {
-    let (settings, table) = promotion.settings(false)?;
-    let promoter = promotion.promoter(settings, &table).await?;
-    let recorded = promoter.recorded(tag).await?;
-    promoter.deploy(&recorded, DeployKind::Redeploy).await
-}
-
-async fn history(args: HistoryArgs) -> Result<()> {
-    let table = args.ledger.table()?;
-    let ledger = Ledger::new(
-        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await?,
-        &table,
-    );
-    let releases = ledger.releases().await?;
-    if args.json {
-        println!("{}", crate::history::json(&releases)?);
-    } else {
-        print!("{}", crate::history::table(&releases));
-    }
-    Ok(())
-}
-
-async fn show(args: ShowArgs) -> Result<()> {
-    let table = args.ledger.table()?;
-    let ledger = Ledger::new(
-        &crate::aws::load(Duration::from_secs(DEFAULT_STALL_SECONDS)).await?,
-        &table,
-    );
-    let record = ledger.get(&args.tag).await?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "release {} is not recorded in table {table}: `ecr-promote history` lists the releases",
-            args.tag
-        )
-    })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-    } else {
-        print!("{}", crate::history::release(&record));
-    }
-    Ok(())
-}
-
-async fn run_release(args: RunArgs) -> Result<()> {
-    if let Some(tag) = &args.redeploy_tag {
-        return redeploy(&args.promotion, tag).await;
-    }
-    match args.release_source {
-        ReleaseSource::Queue => {}
-        ReleaseSource::Variables => {
-            let tag = required_text(
-                args.release_tag,
-                "PROMOTE_RELEASE_TAG",
-                "--release-tag",
-                "the release tag to promote",
-            )?;
-            return promote_and_deploy(&args.promotion, release_named(tag, args.commit)).await;
+        Command::Run(args) => commands::release::run(args, stall).await,
+        Command::Promote(args) => commands::release::promote(args, stall).await,
+        Command::Redeploy(args) => {
+            commands::release::redeploy(&args.promotion, &args.tag, stall).await
         }
-        ReleaseSource::CodebuildWebhook => {
-            let trigger = required_text(
-                args.webhook_trigger,
-                "CODEBUILD_WEBHOOK_TRIGGER",
-                "--webhook-trigger",
-                "set by CodeBuild for webhook builds",
-            )?;
-            let tag = trigger.strip_prefix("tag/").ok_or_else(|| {
-                Usage(format!(
-                    "CODEBUILD_WEBHOOK_TRIGGER is {trigger:?}, not tag/<tag>: the CodeBuild webhook must filter on tag pushes"
-                ))
-            })?;
-            let release = release_named(tag.to_owned(), args.resolved_source_version);
-            return promote_and_deploy(&args.promotion, release).await;
-        }
+        Command::History(args) => commands::ledger::history(args, stall).await,
+        Command::Show(args) => commands::ledger::show(args, stall).await,
+        Command::Copy(args) => commands::copy::copy(args, stall).await,
     }
-    let (settings, table) = args.promotion.settings(true)?;
-    let queue_url = required_text(
-        args.queue_url,
-        "PROMOTE_QUEUE_URL",
-        "--queue-url",
-        "the SQS queue the release webhook feeds",
-    )?;
-    let run_settings = RunSettings {
-        wait: Duration::from_secs(args.wait_seconds),
-        visibility: Duration::from_secs(args.visibility_seconds),
-        policy: Policy {
-            actions: list(
-                &args.release_actions,
-                "PROMOTE_RELEASE_ACTIONS",
-                "name the release actions that promote, e.g. published",
-            )?,
-            prereleases: args.prereleases,
-            webhook_secret: match args.webhook_secret {
-                Some(secret) if secret.is_empty() => {
-                    return Err(Usage(
-                        "PROMOTE_WEBHOOK_SECRET is set but empty: set the GitHub webhook secret, or unset the \
-                         variable to accept unsigned deliveries"
-                            .into(),
-                    )
-                    .into());
-                }
-                secret => secret.map(Secret::new),
-            },
-        },
-        redeploy_latest_when_empty: args.redeploy_latest_when_empty,
-    };
-    let promoter = args.promotion.promoter(settings, &table).await?;
-    let queue = Queue::new(promoter.aws().await?, &queue_url);
-    run::run(&promoter, &queue, &run_settings).await
-}
-
-async fn promote_one(args: PromoteArgs) -> Result<()> {
-    let tag = required_text(
-        args.tag,
-        "PROMOTE_RELEASE_TAG",
-        "--tag",
-        "the release tag to promote",
-    )?;
-    promote_and_deploy(&args.promotion, release_named(tag, args.commit)).await
-}
-
-async fn copy(args: CopyArgs) -> Result<()> {
-    let connector = args.registries.connector();
-    let source = connector.connect(&args.source.host, Side::Source).await?;
-    let target =
-        if args.target.host == args.source.host && args.registries.source_role_arn.is_none() {
-            None
-        } else {
-            Some(connector.connect(&args.target.host, Side::Target).await?)
-        };
-    let target = target.as_ref().unwrap_or(&source);
-    let options = CopyOptions {
-        force: args.force,
-        jobs: args.registries.jobs.into(),
-    };
-    let report = registry::copy_image(&source, &args.source, target, &args.target, options).await?;
-    if report.already_there {
-        println!(
-            "already there: {} is {}; nothing copied",
-            args.target, report.digest
-        );
-    } else {
-        println!(
-            "copied {} to {} ({}): {} blobs copied, {} skipped (target had them), {} bytes, {} manifests in {:.2}s",
-            args.source,
-            args.target,
-            report.digest,
-            report.blobs_copied,
-            report.blobs_skipped,
-            report.bytes_copied,
-            report.manifests,
-            report.elapsed.as_secs_f64()
-        );
-    }
-    Ok(())
 }

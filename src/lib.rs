@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod commands;
 pub mod deploy_files;
 pub mod exit;
 pub mod history;

@@ -49,6 +49,19 @@ fn find_scheme(text: &str) -> Option<usize> {
         .min()
 }
 
+/// An error and all its causes, `: `-separated (a library's top-level message, such as reqwest's "error sending
+/// request", hides the cause).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// `text` on one line: control characters (newlines included) written as escapes.
 pub fn one_line(text: &str) -> String {
     if !text.chars().any(char::is_control) {

@@ -37,6 +37,22 @@ pub struct Release {
 pub type Precedence = (Option<Timestamp>, Option<u64>);
 
 impl Release {
+    /// A release known only by its tag and, maybe, its commit: from the command line or pipeline variables.
+    pub fn named(tag: String, commit: Option<String>) -> Release {
+        Release {
+            id: None,
+            tag_name: tag,
+            target_commitish: commit.unwrap_or_default(),
+            name: None,
+            html_url: None,
+            draft: false,
+            prerelease: false,
+            created_at: None,
+            published_at: None,
+            author: None,
+        }
+    }
+
     pub fn precedence(&self) -> Precedence {
         (self.published_at.or(self.created_at), self.id)
     }

@@ -9,6 +9,61 @@ pub use github::Release;
 pub use queue::{Heartbeat, Message, Queue};
 pub use signature::Secret;
 
+/// Where `run` takes the release from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReleaseSource {
+    /// The SQS queue the webhook Lambda feeds (PROMOTE_QUEUE_URL).
+    Queue,
+    /// CodePipeline V2 variables passed as PROMOTE_RELEASE_TAG and PROMOTE_COMMIT.
+    Variables,
+    /// A CodeBuild webhook on a Git tag: CODEBUILD_WEBHOOK_TRIGGER=tag/<tag>,
+    /// CODEBUILD_RESOLVED_SOURCE_VERSION = its commit.
+    CodebuildWebhook,
+}
+
+/// What the environment says of the release to promote, for the sources that are not the queue.
+#[derive(Debug, Default)]
+pub struct Named {
+    /// PROMOTE_RELEASE_TAG.
+    pub tag: Option<String>,
+    /// PROMOTE_COMMIT.
+    pub commit: Option<String>,
+    /// CODEBUILD_WEBHOOK_TRIGGER, e.g. `tag/v1.2.0`.
+    pub webhook_trigger: Option<String>,
+    /// CODEBUILD_RESOLVED_SOURCE_VERSION.
+    pub resolved_source_version: Option<String>,
+}
+
+/// The release a non-queue source names (`None` for the queue), or the setting that is missing.
+pub fn named_release(source: ReleaseSource, named: Named) -> Result<Option<Release>, String> {
+    let given = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    match source {
+        ReleaseSource::Queue => Ok(None),
+        ReleaseSource::Variables => {
+            let tag = given(named.tag).ok_or(
+                "PROMOTE_RELEASE_TAG is not set or empty (or pass --tag): the release tag to promote",
+            )?;
+            Ok(Some(Release::named(tag, named.commit)))
+        }
+        ReleaseSource::CodebuildWebhook => {
+            let trigger = given(named.webhook_trigger).ok_or(
+                "CODEBUILD_WEBHOOK_TRIGGER is not set or empty (or pass --webhook-trigger): set by CodeBuild for \
+                 webhook builds",
+            )?;
+            let tag = trigger.strip_prefix("tag/").ok_or_else(|| {
+                format!(
+                    "CODEBUILD_WEBHOOK_TRIGGER is {trigger:?}, not tag/<tag>: the CodeBuild webhook must filter on \
+                     tag pushes"
+                )
+            })?;
+            Ok(Some(Release::named(
+                tag.to_owned(),
+                named.resolved_source_version,
+            )))
+        }
+    }
+}
+
 /// Which release events go to production.
 #[derive(Clone, Debug)]
 pub struct Policy {

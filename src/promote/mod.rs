@@ -4,8 +4,7 @@
 pub mod routes;
 pub mod run;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -34,8 +33,6 @@ pub struct Settings {
     pub build_arn: Option<String>,
     /// Who started the run, recorded with each deploy.
     pub initiator: Option<String>,
-    /// Read only: say what would be done.
-    pub dry_run: bool,
     pub copy: CopyOptions,
     /// Copy signatures, attestations and SBOMs that refer to each image too.
     pub with_referrers: bool,
@@ -79,12 +76,11 @@ impl Promotion {
     }
 }
 
-pub struct Promoter {
+/// Promotes and redeploys releases with the registries and the ledger its caller owns.
+pub struct Promoter<'a> {
     settings: Settings,
-    connector: Connector,
-    /// Registries of the configured routes, opened once per run (one ECR token each).
-    registries: HashMap<(String, Side), Registry>,
-    ledger: Ledger,
+    connector: &'a Connector,
+    ledger: &'a Ledger,
 }
 
 fn now() -> String {
@@ -100,7 +96,8 @@ pub struct PlannedImage {
     pub inspection: Inspection,
 }
 
-/// A promotion decided and checked, nothing written yet: the images to copy and the claim to make.
+/// A promotion decided and checked, nothing written yet: the images to copy and the claim to make. A dry run
+/// is this, shown.
 #[derive(Debug)]
 pub struct Plan {
     pub images: Vec<PlannedImage>,
@@ -108,61 +105,57 @@ pub struct Plan {
     pub record: Record,
 }
 
-impl Promoter {
+impl Plan {
+    /// The release as it will be in production once the plan is applied.
+    pub fn promotion(&self) -> Promotion {
+        Promotion {
+            tag: self.record.tag_name.clone(),
+            commit: self.record.commit.clone(),
+            images: self
+                .images
+                .iter()
+                .map(|image| PromotedImage {
+                    containers: image.route.containers.clone(),
+                    target: image.production.clone(),
+                    digest: image.inspection.root.digest.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<'a> Promoter<'a> {
+    /// Opens the registries of every route first, so that a credential or address problem stops the run
+    /// before anything is read from the queue's releases or written.
     pub async fn open(
         settings: Settings,
-        connector: Connector,
-        ledger: Ledger,
-    ) -> Result<Promoter> {
-        let mut registries = HashMap::new();
+        connector: &'a Connector,
+        ledger: &'a Ledger,
+    ) -> Result<Promoter<'a>> {
         for route in &settings.routes {
-            for (host, side) in [
-                (&route.source.host, Side::Source),
-                (&route.target.host, Side::Target),
-            ] {
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    registries.entry((host.clone(), side))
-                {
-                    slot.insert(connector.connect(host, side).await?);
-                }
-            }
+            connector.connect(&route.source.host, Side::Source).await?;
+            connector.connect(&route.target.host, Side::Target).await?;
         }
         Ok(Promoter {
             settings,
             connector,
-            registries,
             ledger,
         })
     }
 
-    /// An open registry, or a new connection for a host no route names (a redeploy of an older layout).
-    async fn registry(&self, host: &str, side: Side) -> Result<std::borrow::Cow<'_, Registry>> {
-        match self.registries.get(&(host.to_owned(), side)) {
-            Some(registry) => Ok(std::borrow::Cow::Borrowed(registry)),
-            None => Ok(std::borrow::Cow::Owned(
-                self.connector.connect(host, side).await?,
-            )),
-        }
+    async fn route_registries(&self, route: &Route) -> Result<(Registry, Registry)> {
+        Ok((
+            self.connector
+                .connect(&route.source.host, Side::Source)
+                .await?,
+            self.connector
+                .connect(&route.target.host, Side::Target)
+                .await?,
+        ))
     }
 
-    fn route_registries(&self, route: &Route) -> (&Registry, &Registry) {
-        let get = |host: &String, side| &self.registries[&(host.clone(), side)];
-        (
-            get(&route.source.host, Side::Source),
-            get(&route.target.host, Side::Target),
-        )
-    }
-
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    pub async fn aws(&self) -> Result<&aws_config::SdkConfig> {
-        self.connector.aws().await
-    }
-
-    pub fn dry_run(&self) -> bool {
-        self.settings.dry_run
+    pub fn table(&self) -> &str {
+        self.ledger.table()
     }
 
     /// Whether this GitHub delivery already promoted its release (a webhook delivered twice).
@@ -194,10 +187,10 @@ impl Promoter {
 
         let mut images: Vec<PlannedImage> = Vec::new();
         for route in &self.settings.routes {
-            let (source, target) = self.route_registries(route);
-            let staging = resolve::staging_image(source, &route.source, &commit).await?;
+            let (source, target) = self.route_registries(route).await?;
+            let staging = resolve::staging_image(&source, &route.source, &commit).await?;
             let production = route.target.at(Pointer::Tag(tag.clone()));
-            let inspection = registry::inspect(source, &staging, target, &production).await?;
+            let inspection = registry::inspect(&source, &staging, &target, &production).await?;
             // Refused here, before any image is copied, so that no route moves if one would have to.
             inspection.refuse_moving(&production, false)?;
             // Two routes into one production tag must carry one image, or the second copy would move the tag
@@ -278,12 +271,12 @@ impl Promoter {
         } in plan.images
         {
             let digest = inspection.root.digest.clone();
-            let (source, target) = self.route_registries(&route);
+            let (source, target) = self.route_registries(&route).await?;
             let started = Instant::now();
             let report = registry::copy_inspected(
-                source,
+                &source,
                 &staging,
-                target,
+                &target,
                 &production,
                 inspection,
                 self.settings.copy,
@@ -296,9 +289,9 @@ impl Promoter {
             );
             if self.settings.with_referrers {
                 let copied = registry::copy_referrers(
-                    source,
+                    &source,
                     &staging,
-                    target,
+                    &target,
                     &production,
                     &digest,
                     self.settings.copy,
@@ -323,54 +316,16 @@ impl Promoter {
         })
     }
 
-    /// Plans the release and, unless this is a dry run, applies the plan (a dry run prints it instead).
-    pub async fn promote(&self, release: &Release, delivery: Option<&str>) -> Result<Promotion> {
-        let plan = self.plan(release).await?;
-        if !self.settings.dry_run {
-            return self.apply(plan, delivery).await;
-        }
-        let mut images = Vec::new();
-        for image in plan.images {
-            let digest = image.inspection.root.digest.clone();
-            match image.inspection.existing {
-                Some(_) => println!(
-                    "dry run: {} is already {digest}; nothing to copy",
-                    image.production
-                ),
-                None => println!(
-                    "dry run: would copy {} ({digest}) to {}",
-                    image.staging, image.production
-                ),
-            }
-            images.push(PromotedImage {
-                containers: image.route.containers,
-                target: image.production,
-                digest,
-            });
-        }
-        println!(
-            "dry run: would record release {} (commit {}) in table {}, claiming its tag before the copy",
-            plan.record.tag_name,
-            plan.record.commit,
-            self.ledger.table()
-        );
-        Ok(Promotion {
-            tag: plan.record.tag_name,
-            commit: plan.record.commit,
-            images,
-        })
+    /// The deploy files a promotion would be deployed with, path by path: what a dry run shows.
+    pub fn deploy_files(&self, promotion: &Promotion) -> Vec<(&Path, String)> {
+        self.settings
+            .deploy
+            .render(&promotion.definitions(self.settings.pin_digest))
     }
 
-    /// Writes the deploy files for a promotion and adds the deploy to the release's history (in a dry run,
-    /// prints the files instead).
+    /// Writes the deploy files for a promotion and adds the deploy to the release's history.
     pub async fn deploy(&self, promotion: &Promotion, kind: DeployKind) -> Result<()> {
         let definitions = promotion.definitions(self.settings.pin_digest);
-        if self.settings.dry_run {
-            for (path, contents) in self.settings.deploy.render(&definitions) {
-                println!("dry run: would write {}:\n{contents}", path.display());
-            }
-            return Ok(());
-        }
         self.settings.deploy.write(&definitions)?;
         let deploy = Deploy {
             deployed_at: now(),
@@ -380,16 +335,6 @@ impl Promoter {
         };
         self.ledger.record_deploy(&promotion.tag, &deploy).await?;
         tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");
-        for image in &promotion.images {
-            println!(
-                "deploying release {} (commit {}): {} ({}) to container {}",
-                promotion.tag,
-                promotion.commit,
-                image.target,
-                image.digest,
-                image.containers.join(", ")
-            );
-        }
         Ok(())
     }
 
@@ -465,7 +410,7 @@ impl Promoter {
                     )
                 })?;
             let recorded: Digest = image.digest.clone();
-            let registry = self.registry(&target.host, Side::Target).await?;
+            let registry = self.connector.connect(&target.host, Side::Target).await?;
             match registry.manifest_digest(&target).await? {
                 Some(current) if current == recorded => images.push(PromotedImage {
                     containers: image.containers.clone(),

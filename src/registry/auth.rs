@@ -3,7 +3,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, anyhow};
 use aws_config::SdkConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -46,7 +45,11 @@ impl Credentials {
 }
 
 /// Asks ECR for the registry's token (valid 12 hours, so one per registry per run is enough).
-pub async fn ecr_token(config: &SdkConfig, ecr: &EcrHost, host: &str) -> Result<Credentials> {
+pub async fn ecr_token(
+    config: &SdkConfig,
+    ecr: &EcrHost,
+    host: &str,
+) -> Result<Credentials, String> {
     let ecr_config = aws_sdk_ecr::config::Builder::from(config)
         .region(aws_config::Region::new(ecr.region.clone()))
         .build();
@@ -58,12 +61,12 @@ pub async fn ecr_token(config: &SdkConfig, ecr: &EcrHost, host: &str) -> Result<
         .registry_ids(&ecr.account)
         .send()
         .await
-        .map_err(crate::aws::sdk_error)
-        .with_context(|| {
+        .map_err(|e| {
             format!(
                 "ecr:GetAuthorizationToken for registry {host} (account {}) failed: check the AWS credentials \
-                 and that they allow ecr:GetAuthorizationToken",
-                ecr.account
+                 and that they allow ecr:GetAuthorizationToken: {}",
+                ecr.account,
+                crate::aws::sdk_error(e)
             )
         })?;
     answer
@@ -72,7 +75,7 @@ pub async fn ecr_token(config: &SdkConfig, ecr: &EcrHost, host: &str) -> Result<
         .and_then(|data| data.authorization_token())
         .and_then(Credentials::from_basic_token)
         .ok_or_else(|| {
-            anyhow!("ecr:GetAuthorizationToken for registry {host} returned no usable token")
+            format!("ecr:GetAuthorizationToken for registry {host} returned no usable token")
         })
 }
 
@@ -100,19 +103,17 @@ fn docker_config_path() -> Option<PathBuf> {
 
 /// Basic credentials for a non-ECR host from `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`);
 /// `None` means anonymous access.
-pub fn docker_config(host: &str) -> Result<Option<Credentials>> {
+pub fn docker_config(host: &str) -> Result<Option<Credentials>, String> {
     let Some(path) = docker_config_path() else {
         return Ok(None);
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading Docker config {}", path.display()));
-        }
+        Err(e) => return Err(format!("reading Docker config {}: {e}", path.display())),
     };
     let config: DockerConfig = serde_json::from_str(&text)
-        .with_context(|| format!("Docker config {} is not valid JSON", path.display()))?;
+        .map_err(|e| format!("Docker config {} is not valid JSON: {e}", path.display()))?;
     let entry = config.auths.iter().find(|(key, _)| {
         let key = key
             .trim_start_matches("https://")

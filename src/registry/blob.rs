@@ -20,7 +20,8 @@ use url::Url;
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::manifest::Descriptor;
-use super::transport::{Registry, error_chain};
+use super::transport::Registry;
+use crate::outside::error_chain;
 
 /// At most this many redirects are followed for one blob GET (ECR needs one, to S3).
 const MAX_REDIRECTS: usize = 5;

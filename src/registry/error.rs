@@ -7,6 +7,10 @@ use super::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// The registry cannot be opened: no credentials could be had, or its address is wrong.
+    #[error("opening registry {host}: {detail}")]
+    Open { host: String, detail: String },
+
     #[error(
         "registry {host} rejected the credentials{source_hint}: check the ECR authorization token \
          (ecr:GetAuthorizationToken for the registry's account) or the Docker config's entry for this host"

@@ -1,8 +1,12 @@
 //! A small OCI Distribution client: references, credentials, transport, manifests, blobs and the copy.
 //!
-//! Written for this tool rather than taken from `oci-client`, whose uploads take the whole blob in memory
-//! (or split it into several PATCH requests, which ECR mishandles); a promotion must stream each blob from
-//! one registry into the other with bounded memory. It knows nothing of releases.
+//! Written for this tool rather than taken from `oci-client`. Judged first against its early releases, whose
+//! uploads took the whole blob in memory or split it into several PATCH requests (which ECR mishandles), and
+//! again against 0.18.0, which can stream one monolithic upload (`push_blob_stream` with
+//! `use_monolithic_push`): what still needs this client is the copy's own contract — each blob streamed
+//! from one registry into the other with the source's digest proven before its last byte is released, a
+//! stall limit per request rather than per connection, and a transfer slot freed when the bytes are sent.
+//! It knows nothing of releases.
 
 mod auth;
 mod blob;
@@ -16,12 +20,13 @@ mod referrers;
 mod tags;
 mod transport;
 
-use anyhow::{Context, Result};
-use aws_config::SdkConfig;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
+
+use crate::aws::Aws;
 
 pub use copy::{CopyOptions, CopyReport, Inspection, copy_image, copy_inspected, inspect};
 pub use digest::Digest;
@@ -29,7 +34,7 @@ pub use endpoints::Endpoints;
 pub use error::RegistryError;
 pub use reference::{EcrHost, Pointer, Reference, Repository, valid_tag};
 pub use referrers::copy_referrers;
-pub use transport::{Registry, error_chain};
+pub use transport::Registry;
 
 /// Which side of a copy a registry is on: the source may need the staging account's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,23 +52,23 @@ impl std::fmt::Display for Side {
     }
 }
 
-/// Opens registries: picks the base URL and fetches the credentials, loading AWS configuration only when an
-/// ECR host needs it (copies between other registries never touch AWS).
+/// Opens registries and keeps them open: one connection (one ECR token) per registry and credentials for the
+/// whole run, whoever asks. Its AWS configuration is handed in; copies between registries that are not ECR
+/// need none.
 pub struct Connector {
     endpoints: Endpoints,
+    aws: Option<Aws>,
+    stall: Duration,
     /// HTTP clients, built on first use: one that verifies TLS with the system's roots, and one for
     /// registries reached over plain http (the local world), which skips loading those roots — a tenth of a
     /// copy that moves nothing. A plain-http registry that redirects to https would need the other; none
     /// of the local world's does.
     tls: OnceLock<reqwest::Client>,
     plain: OnceLock<reqwest::Client>,
-    source_role: Option<String>,
-    stall: Duration,
-    aws: OnceCell<SdkConfig>,
-    source_aws: OnceCell<SdkConfig>,
+    open: Mutex<HashMap<(String, Side), Registry>>,
 }
 
-fn http_client(tls: bool) -> Result<reqwest::Client> {
+fn http_client(tls: bool) -> Result<reqwest::Client, String> {
     let builder = reqwest::Client::builder()
         .user_agent(concat!("ecr-promote/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
@@ -75,23 +80,24 @@ fn http_client(tls: bool) -> Result<reqwest::Client> {
     } else {
         builder.tls_certs_only(Vec::<reqwest::Certificate>::new())
     };
-    builder.build().context("building the HTTP client")
+    builder
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
 }
 
 impl Connector {
-    pub fn new(endpoints: Endpoints, source_role: Option<String>, stall: Duration) -> Connector {
+    pub fn new(endpoints: Endpoints, aws: Option<Aws>, stall: Duration) -> Connector {
         Connector {
             endpoints,
+            aws,
+            stall,
             tls: OnceLock::new(),
             plain: OnceLock::new(),
-            source_role,
-            stall,
-            aws: OnceCell::new(),
-            source_aws: OnceCell::new(),
+            open: Mutex::new(HashMap::new()),
         }
     }
 
-    fn http(&self, tls: bool) -> Result<reqwest::Client> {
+    fn http(&self, tls: bool) -> Result<reqwest::Client, String> {
         let cell = if tls { &self.tls } else { &self.plain };
         if let Some(client) = cell.get() {
             return Ok(client.clone());
@@ -100,38 +106,41 @@ impl Connector {
         Ok(cell.get_or_init(|| client).clone())
     }
 
-    /// AWS configuration as the SDK finds it (environment, profile, SSO, container or instance role).
-    pub async fn aws(&self) -> Result<&SdkConfig> {
-        Ok(self
-            .aws
-            .get_or_try_init(|| crate::aws::load(self.stall))
-            .await?)
-    }
-
-    async fn aws_for(&self, side: Side) -> Result<&SdkConfig> {
-        match (&self.source_role, side) {
-            (Some(role), Side::Source) => {
-                let base = self.aws().await?;
-                Ok(self
-                    .source_aws
-                    .get_or_init(|| crate::aws::assume_role(base, role))
-                    .await)
-            }
-            _ => self.aws().await,
+    /// The registry at `host`, as seen from `side`: opened on first use, then shared. Both sides share one
+    /// connection unless the source has a role of its own.
+    pub async fn connect(&self, host: &str, side: Side) -> Result<Registry, RegistryError> {
+        let has_role = self.aws.as_ref().is_some_and(|aws| aws.source.is_some());
+        let side = if has_role { side } else { Side::Target };
+        let mut open = self.open.lock().await;
+        if let Some(registry) = open.get(&(host.to_owned(), side)) {
+            return Ok(registry.clone());
         }
+        let registry =
+            self.open_registry(host, side)
+                .await
+                .map_err(|detail| RegistryError::Open {
+                    host: host.to_owned(),
+                    detail,
+                })?;
+        open.insert((host.to_owned(), side), registry.clone());
+        Ok(registry)
     }
 
-    pub async fn connect(&self, host: &str, side: Side) -> Result<Registry> {
-        let base = self.endpoints.base_url(host).map_err(anyhow::Error::msg)?;
+    async fn open_registry(&self, host: &str, side: Side) -> Result<Registry, String> {
+        let base = self.endpoints.base_url(host)?;
         let (credentials, origin) = match EcrHost::parse(host) {
             Some(ecr) => {
-                let role = match (&self.source_role, side) {
-                    (Some(role), Side::Source) => format!(" as role {role}"),
-                    _ => String::new(),
+                let aws = self
+                    .aws
+                    .as_ref()
+                    .ok_or("an ECR registry needs AWS credentials and a region")?;
+                let (config, role) = match (side, &aws.source) {
+                    (Side::Source, Some(source)) => {
+                        (source, " as the source role (PROMOTE_SOURCE_ROLE_ARN)")
+                    }
+                    _ => (&aws.config, ""),
                 };
-                let token = auth::ecr_token(self.aws_for(side).await?, &ecr, host)
-                    .await
-                    .with_context(|| format!("opening the {side} registry {host}{role}"))?;
+                let token = auth::ecr_token(config, &ecr, host).await?;
                 (
                     Some(token),
                     format!("ECR token for account {}{role}", ecr.account),
@@ -149,8 +158,13 @@ impl Connector {
             },
         };
         let http = self.http(base.scheme() == "https")?;
-        let mut registry = Registry::new(host, base, http, credentials, origin);
-        registry.stall = self.stall;
-        Ok(registry)
+        Ok(Registry::new(
+            host,
+            base,
+            http,
+            credentials,
+            origin,
+            self.stall,
+        ))
     }
 }

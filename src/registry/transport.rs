@@ -12,6 +12,7 @@ use super::auth::Credentials;
 use super::error::{ErrorBody, RegistryError, is_transient_status};
 use super::manifest::MAX_MANIFEST_BYTES;
 use super::reference::EcrHost;
+use crate::outside::error_chain;
 
 /// How often an idempotent request is tried before its failure is final, and how long to wait between.
 #[derive(Clone, Copy, Debug)]
@@ -66,9 +67,6 @@ pub struct Registry {
 /// Longest error body read; the rest of a longer one is not looked at.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-/// A registry that moves no data for this long has dropped the transfer (see [`Registry::stall`]).
-const DEFAULT_STALL: Duration = Duration::from_secs(60);
-
 impl Registry {
     pub fn new(
         host: &str,
@@ -76,6 +74,7 @@ impl Registry {
         http: reqwest::Client,
         credentials: Option<Credentials>,
         credential_origin: String,
+        stall: Duration,
     ) -> Registry {
         Registry {
             host: host.to_owned(),
@@ -85,7 +84,7 @@ impl Registry {
             account: EcrHost::parse(host).map(|ecr| ecr.account),
             credential_origin,
             retry: RetryPolicy::default(),
-            stall: DEFAULT_STALL,
+            stall,
         }
     }
 
@@ -318,18 +317,6 @@ fn size_text(bytes: usize) -> String {
         b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
         b => format!("{b} bytes"),
     }
-}
-
-/// reqwest's top-level message ("error sending request") hides the cause; say the whole chain.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

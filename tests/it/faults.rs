@@ -4,9 +4,7 @@
 //! fails with a line naming the registry, and a rerun once it clears succeeds. A transfer that is
 //! slow but keeps moving is never cut off, however long it takes.
 
-mod support;
-
-use support::{FaultyFront, Flavour, Image, Outcome, Registry, World, run};
+use crate::support::{FaultyFront, Flavour, Image, Outcome, Registry, World, run};
 
 const COMMIT: &str = "3f2a9c1";
 const RELEASE: &str = "v1.2.0";
@@ -294,7 +292,7 @@ async fn a_registry_echoing_the_credentials_never_gets_them_printed() {
     use base64::Engine;
     let (world, front) = world_with_faulty(true).await;
     stage(&world).await;
-    let password = format!("{}-auth-token", support::PRODUCTION_ACCOUNT);
+    let password = format!("{}-auth-token", crate::support::PRODUCTION_ACCOUNT);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
     for format in ["text", "json"] {
         front.echo_authorization_once("PUT", &format!("/manifests/{RELEASE}"));

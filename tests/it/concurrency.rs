@@ -2,14 +2,12 @@
 //! `ecr-promote run` on the same queue at the same moment. Between them every release is promoted
 //! exactly once, nothing is left on the queue, and production holds the staging digests.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     Envelope, Flavour, Image, Outcome, Pipeline, REPOSITORY, ReleaseEvent, run, wait_until,
 };
+use serde_json::Value;
 
 /// Large enough that a copy is still going on when the second run starts.
 const LARGE_LAYERS: [usize; 3] = [20 << 20, 20 << 20, 20 << 20];

@@ -13,7 +13,8 @@ pub const MOTO_VERSION: &str = "5.2.5";
 pub struct Moto {
     process: Process,
     /// Holds moto's log; removed after the process is killed.
-    dir: TempDir,
+    /// Kept for its Drop: moto's log and state live there until the server stops.
+    _dir: TempDir,
 }
 
 impl Moto {
@@ -58,7 +59,7 @@ impl Moto {
                 .is_ok()
         })
         .await;
-        Moto { process, dir }
+        Moto { process, _dir: dir }
     }
 
     pub fn url(&self) -> String {

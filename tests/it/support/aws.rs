@@ -42,7 +42,6 @@ pub struct Queue {
 /// A message as the test side received it.
 #[derive(Clone, Debug)]
 pub struct Received {
-    pub id: String,
     pub body: String,
     /// How many times the message has been received, this time included.
     pub receive_count: u32,
@@ -191,7 +190,6 @@ async fn receive_and_hand_back(client: &aws_sdk_sqs::Client, url: &str) -> Vec<R
         }
         for message in answer.messages() {
             received.push(Received {
-                id: message.message_id().expect("a message id").to_string(),
                 body: message.body().unwrap_or_default().to_string(),
                 receive_count: message
                     .attributes()

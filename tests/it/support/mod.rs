@@ -6,9 +6,6 @@
 //! queue and the table with its own SDK clients, so that what a test reads back is an independent
 //! check of what the binary did.
 
-// Each test crate compiles this module and uses only part of it.
-#![allow(dead_code, unused_imports)]
-
 mod aws;
 mod faults;
 mod front;
@@ -26,7 +23,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use aws::{Counts, MAX_RECEIVE_COUNT, Queue, Received, Table};
+pub use aws::{Counts, MAX_RECEIVE_COUNT};
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
 pub use github::{
@@ -37,6 +34,24 @@ pub use moto::Moto;
 pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
 pub use registry::{Registry, Request};
 pub use wait::wait_until;
+
+/// The commit most tests release, as `target_commitish` carries it when GitHub is given a SHA.
+pub const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
+/// The release most tests ship.
+pub const RELEASE: &str = "v1.2.0";
+
+/// An RFC 3339 time within the last few minutes.
+pub fn assert_recent(time: &serde_json::Value) {
+    let text = time
+        .as_str()
+        .unwrap_or_else(|| panic!("{time} is not a string"));
+    let parsed = humantime::parse_rfc3339(text)
+        .unwrap_or_else(|error| panic!("{text:?} is not RFC 3339: {error}"));
+    let age = std::time::SystemTime::now()
+        .duration_since(parsed)
+        .unwrap_or_else(|_| panic!("{text} is in the future"));
+    assert!(age < Duration::from_secs(300), "{text} is {age:?} old");
+}
 
 pub const STAGING_ACCOUNT: &str = "111111111111";
 pub const PRODUCTION_ACCOUNT: &str = "222222222222";

@@ -3,24 +3,19 @@
 //! ledger table, the queue and the deploy files, through the support clients, not only what the
 //! binary printed.
 
-mod support;
-
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::support::{
+    AUTHOR, COMMIT, CONTAINER, Counts, ENVELOPES, Envelope, FaultyFront, GITHUB_REPOSITORY, Image,
+    MAX_RECEIVE_COUNT, Outcome, PRODUCTION_ACCOUNT, Pipeline, RELEASE, REPOSITORY, Registry,
+    ReleaseEvent, Request, STAGING_ACCOUNT, TABLE, World, assert_recent, ping, run,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use support::{
-    AUTHOR, CONTAINER, Counts, ENVELOPES, Envelope, FaultyFront, GITHUB_REPOSITORY, Image,
-    MAX_RECEIVE_COUNT, Outcome, PRODUCTION_ACCOUNT, Pipeline, REPOSITORY, Registry, ReleaseEvent,
-    Request, STAGING_ACCOUNT, TABLE, World, ping, run,
-};
 
-/// The release's commit, as `target_commitish` carries it when GitHub is given a SHA.
-const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
 const OTHER_COMMIT: &str = "0b9c8d7e6f5a4b3c2d1e0f9a8c4d7b5e1c9a2f3e";
-const RELEASE: &str = "v1.2.0";
 const BUILD_ARN: &str =
     "arn:aws:codebuild:us-east-1:222222222222:build/promote:0f3a8e5c-6b1d-4f2a-9c7e-5d4b3a2f1e0d";
 
@@ -38,18 +33,13 @@ async fn assert_shipped(pipeline: &Pipeline, release: &ReleaseEvent, commit: &st
     assert_recorded(pipeline, release, commit, image, None).await;
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(pipeline, &release.tag)))
+        Some(imagedefinitions(&pipeline.production_image(&release.tag)))
     );
 }
 
 /// imagedefinitions.json deploying `image_uri` to the one container.
 fn imagedefinitions(image_uri: &str) -> Value {
     json!([{ "name": CONTAINER, "imageUri": image_uri }])
-}
-
-/// `<production repository>:<tag>`
-fn production_image(pipeline: &Pipeline, tag: &str) -> String {
-    format!("{}:{tag}", pipeline.target_repository())
 }
 
 fn blob_uploads_and_manifest_puts(registry: &Registry) -> Vec<Request> {
@@ -92,7 +82,7 @@ async fn assert_recorded(
         "digests": image.digest(),
         "release_id": "1",
         "source_image": format!("{}@{}", pipeline.source_repository(), image.digest()),
-        "target_image": production_image(pipeline, &release.tag),
+        "target_image": pipeline.production_image(&release.tag),
         "containers": [CONTAINER],
         "release_name": release.name(),
         "html_url": release.html_url(),
@@ -102,7 +92,7 @@ async fn assert_recorded(
         "images": [{
             "containers": [CONTAINER],
             "source_image": format!("{}@{}", pipeline.source_repository(), image.digest()),
-            "target_image": production_image(pipeline, &release.tag),
+            "target_image": pipeline.production_image(&release.tag),
             "digest": image.digest(),
         }],
     });
@@ -110,17 +100,6 @@ async fn assert_recorded(
         expected["build_arn"] = json!(build_arn);
     }
     assert_eq!(item, expected, "ledger item of {}", release.tag);
-}
-
-/// An RFC 3339 time within the last few minutes.
-fn assert_recent(time: &Value) {
-    let text = time.as_str().expect("a time string");
-    let parsed = humantime::parse_rfc3339(text)
-        .unwrap_or_else(|error| panic!("{text:?} is not RFC 3339: {error}"));
-    let age = SystemTime::now()
-        .duration_since(parsed)
-        .unwrap_or_else(|_| panic!("{text} is in the future"));
-    assert!(age < Duration::from_secs(300), "{text} is {age:?} old");
 }
 
 /// Nothing reached production or the ledger, and no deploy file was written.
@@ -190,7 +169,7 @@ async fn promotes_a_release_from_every_envelope_and_records_it_with_the_build() 
         assert_recorded(&pipeline, &release, &commit, &image, Some(BUILD_ARN)).await;
         assert_eq!(
             pipeline.deploy_file("imagedefinitions.json"),
-            Some(imagedefinitions(&production_image(&pipeline, &release.tag))),
+            Some(imagedefinitions(&pipeline.production_image(&release.tag))),
             "{envelope:?}"
         );
         assert!(
@@ -461,7 +440,7 @@ async fn several_releases_are_promoted_oldest_first_and_the_newest_deployed() {
     assert_recorded(&pipeline, &newer, COMMIT, &newer_image, None).await;
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, "v1.1.0")))
+        Some(imagedefinitions(&pipeline.production_image("v1.1.0")))
     );
     pipeline.assert_queue_empty().await;
 }
@@ -492,7 +471,7 @@ async fn a_failing_release_does_not_hold_back_the_others() {
     assert_eq!(pipeline.table.items().await.len(), 1);
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, "v1.1.0")))
+        Some(imagedefinitions(&pipeline.production_image("v1.1.0")))
     );
     pipeline.assert_kept(&[&unbuilt_message]).await;
 }
@@ -540,7 +519,7 @@ async fn an_empty_queue_can_redeploy_the_latest_recorded_release() {
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, "v1.1.0")))
+        Some(imagedefinitions(&pipeline.production_image("v1.1.0")))
     );
     assert!(
         outcome.stdout.contains(&latest_image.digest()),
@@ -599,7 +578,7 @@ async fn running_the_same_release_again_is_harmless() {
     );
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, RELEASE)))
+        Some(imagedefinitions(&pipeline.production_image(RELEASE)))
     );
     pipeline.assert_queue_empty().await;
 }
@@ -608,7 +587,7 @@ async fn running_the_same_release_again_is_harmless() {
 async fn a_release_tag_on_another_digest_is_refused_and_left_alone() {
     let pipeline = Pipeline::start().await;
     let wanted = pipeline.stage(COMMIT).await;
-    let existing = Image::random(&[50_000], support::Flavour::Oci);
+    let existing = Image::random(&[50_000], crate::support::Flavour::Oci);
     pipeline
         .world
         .production
@@ -656,7 +635,7 @@ async fn a_release_recorded_with_another_commit_is_refused_before_any_copy() {
                 "source_image",
                 &format!("{}@{recorded_digest}", pipeline.source_repository()),
             ),
-            ("target_image", &production_image(&pipeline, RELEASE)),
+            ("target_image", &pipeline.production_image(RELEASE)),
             ("promoted_at", "2026-01-05T08:00:00Z"),
         ])
         .await;
@@ -781,7 +760,7 @@ async fn a_release_published_earlier_in_another_offset_does_not_take_production_
     );
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, "v2.0.0"))),
+        Some(imagedefinitions(&pipeline.production_image("v2.0.0"))),
         "production stays on the later release"
     );
     let kept = pipeline
@@ -841,7 +820,7 @@ async fn an_unreadable_ledger_item_is_named_and_nothing_is_copied() {
                 "source_image",
                 &format!("{}@{digest}", pipeline.source_repository()),
             ),
-            ("target_image", &production_image(&pipeline, RELEASE)),
+            ("target_image", &pipeline.production_image(RELEASE)),
         ])
         .await;
     let message = pipeline.queue_release(RELEASE, COMMIT).await;
@@ -903,7 +882,7 @@ async fn a_bad_setting_from_the_environment_names_the_variable() {
 /// A dry run of RELEASE names the copy, the record and the deploy file it would make.
 fn assert_says_what_it_would_do(pipeline: &Pipeline, outcome: &Outcome, image: &Image) {
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    let target = production_image(pipeline, RELEASE);
+    let target = pipeline.production_image(RELEASE);
     for (what, said) in [
         ("the copy", "would copy".to_string()),
         (
@@ -1005,14 +984,14 @@ async fn promote_ships_one_release_without_a_queue() {
         item["source_image"],
         format!("{}@{}", pipeline.source_repository(), image.digest())
     );
-    assert_eq!(item["target_image"], production_image(&pipeline, "v2.0.0"));
+    assert_eq!(item["target_image"], pipeline.production_image("v2.0.0"));
     assert_eq!(item["containers"], json!([CONTAINER]));
     assert_eq!(item["build_arn"], BUILD_ARN);
     assert_eq!(item["prerelease"], false);
     assert_recent(&item["promoted_at"]);
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
-        Some(imagedefinitions(&production_image(&pipeline, "v2.0.0")))
+        Some(imagedefinitions(&pipeline.production_image("v2.0.0")))
     );
     assert_eq!(pipeline.output_files(), ["imagedefinitions.json"]);
     let received = pipeline.queue.peek().await;

@@ -1,9 +1,7 @@
 //! `ecr-promote copy SOURCE TARGET` against the local world. Every test checks the registries
 //! themselves, through the support client, not only what the binary printed.
 
-mod support;
-
-use support::{
+use crate::support::{
     Flavour, Image, Index, Outcome, PRODUCTION_ACCOUNT, RedirectingFront, Registry, Request,
     STAGING_ACCOUNT, World, run,
 };

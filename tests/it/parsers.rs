@@ -5,8 +5,7 @@
 //! Manifest parsing (`registry::manifest`) is private to the crate, so it is reached only through
 //! the copy tests, not from here.
 
-mod support;
-
+use crate::support::{COMMIT, ENVELOPES, Envelope, ReleaseEvent, ping};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ecr_promote::intake::{self, Policy, Reading, Secret, envelope, github};
@@ -14,9 +13,7 @@ use ecr_promote::registry::{Digest, Endpoints, Pointer, Reference, Repository};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Value, json};
-use support::{ENVELOPES, Envelope, ReleaseEvent, ping};
 
-const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
 const WEBHOOK_SECRET: &str = "it-is-a-secret-to-everybody";
 /// Enough cases to find the odd input, few enough to run in seconds in CI.
 const CASES: u32 = 2000;
@@ -539,7 +536,9 @@ proptest! {
         }
         if !entries.iter().any(|(host, _)| *host == other_host) {
             let base = endpoints.base_url(&other_host).map_err(TestCaseError::fail)?;
-            let expected = url::Url::parse(&format!("https://{other_host}/")).expect("a URL");
+            // Loopback registries speak plain HTTP; every other host HTTPS.
+            let scheme = if other_host.starts_with("localhost") { "http" } else { "https" };
+            let expected = url::Url::parse(&format!("{scheme}://{other_host}/")).expect("a URL");
             prop_assert_eq!(base, expected);
         }
     }

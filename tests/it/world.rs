@@ -1,15 +1,13 @@
 //! The local world itself: moto hands out the tokens the registries accept, the test-side
 //! registry client round-trips images, and the redirecting front behaves like ECR and S3.
 
-mod support;
-
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use reqwest::{Method, StatusCode};
-use support::{
+use crate::support::{
     Flavour, Image, Index, PRODUCTION_ACCOUNT, RedirectingFront, Registry, Request,
     STAGING_ACCOUNT, World,
 };
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::{Method, StatusCode};
 
 /// The password moto's ecr:GetAuthorizationToken hands out for `account`.
 async fn moto_password(moto_url: &str, account: &str) -> String {

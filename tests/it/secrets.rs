@@ -3,17 +3,13 @@
 //! token ECR hands out) or the webhook secret. CodeBuild sends every line to CloudWatch Logs, where
 //! far more people can read it than can read the secrets.
 
-mod support;
-
+use crate::support::{
+    COMMIT, Envelope, Outcome, PRODUCTION_ACCOUNT, Pipeline, RELEASE, Registry, ReleaseEvent,
+    STAGING_ACCOUNT, World, run,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use support::{
-    Envelope, Outcome, PRODUCTION_ACCOUNT, Pipeline, Registry, ReleaseEvent, STAGING_ACCOUNT,
-    World, run,
-};
 
-const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
-const RELEASE: &str = "v1.2.0";
 const WEBHOOK_SECRET: &str = "whsec-7d1f0c9a5e3b";
 
 /// Every form a secret of the local world could take in the output.

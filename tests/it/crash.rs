@@ -3,15 +3,14 @@
 //! a fresh run on the same queue finishes the job: the tag on the staging digest, one ledger item,
 //! the message gone and the deploy file naming the release.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{Flavour, Image, Outcome, Pipeline, REPOSITORY, VISIBILITY_SECONDS, run, wait_until};
+use crate::support::{
+    COMMIT, Flavour, Image, Outcome, Pipeline, RELEASE, REPOSITORY, VISIBILITY_SECONDS, run,
+    wait_until,
+};
 
-const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
-const RELEASE: &str = "v1.2.0";
 /// Large enough that the copy takes a while to kill in the middle of.
 const LARGE_LAYERS: [usize; 3] = [20 << 20, 20 << 20, 20 << 20];
 /// How long a point along the promotion may take to be reached.

@@ -3,21 +3,17 @@
 //! their image, and releases named by pipeline variables or a CodeBuild tag webhook. Every test
 //! reads back the registries, the ledger table, the queue and the deploy files.
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
+use crate::support::{
+    COMMIT, CONTAINER, Counts, DELIVERY, Envelope, Image, Outcome, Pipeline, REPOSITORY,
+    ReleaseEvent, TABLE, VISIBILITY_SECONDS, assert_recent, run, signature,
+};
 use futures_util::StreamExt;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::{
-    CONTAINER, Counts, DELIVERY, Envelope, Image, Outcome, Pipeline, REPOSITORY, ReleaseEvent,
-    TABLE, VISIBILITY_SECONDS, run,
-};
 
-const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
 const OTHER_COMMIT: &str = "0b9c8d7e6f5a4b3c2d1e0f9a8c4d7b5e1c9a2f3e";
 const PROMOTE_BUILD_ARN: &str =
     "arn:aws:codebuild:us-east-1:222222222222:build/promote:0f3a8e5c-6b1d-4f2a-9c7e-5d4b3a2f1e0d";
@@ -80,19 +76,6 @@ fn assert_deploy(deploy: &Value, kind: &str, build_arn: &str, initiator: &str) {
     assert_eq!(deploy["build_arn"], build_arn, "{deploy}");
     assert_eq!(deploy["initiator"], initiator, "{deploy}");
     assert_recent(&deploy["deployed_at"]);
-}
-
-/// An RFC 3339 time within the last few minutes.
-fn assert_recent(time: &Value) {
-    let text = time
-        .as_str()
-        .unwrap_or_else(|| panic!("{time} is not a string"));
-    let parsed = humantime::parse_rfc3339(text)
-        .unwrap_or_else(|error| panic!("{text:?} is not RFC 3339: {error}"));
-    let age = SystemTime::now()
-        .duration_since(parsed)
-        .unwrap_or_else(|_| panic!("{text} is in the future"));
-    assert!(age < Duration::from_secs(300), "{text} is {age:?} old");
 }
 
 /// Deploy timestamps have whole seconds: two deploys that must be ordered are this far apart.
@@ -196,7 +179,7 @@ async fn redeploy_refuses_a_release_whose_production_tag_moved() {
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     let promoted = item(&pipeline, "v1.0.0").await;
     // Someone pushed over the release tag by hand.
-    let intruder = Image::random(&[40_000], support::Flavour::Oci);
+    let intruder = Image::random(&[40_000], crate::support::Flavour::Oci);
     pipeline
         .world
         .production
@@ -606,7 +589,7 @@ async fn a_release_whose_second_image_would_move_a_tag_is_refused_before_any_cop
     let config = write_config(&pipeline, "promote.toml", &two_image_config(&pipeline));
     pipeline.stage_in(REPOSITORY, COMMIT).await;
     let worker = pipeline.stage_in(WORKER, COMMIT).await;
-    let squatter = Image::random(&[30_000], support::Flavour::Oci);
+    let squatter = Image::random(&[30_000], crate::support::Flavour::Oci);
     pipeline
         .world
         .production
@@ -715,12 +698,9 @@ async fn a_release_whose_second_copy_fails_stays_pending_and_is_retried() {
     pipeline.assert_queue_empty().await;
 }
 
-/// `sha256=<hex HMAC-SHA256 of body>`, as GitHub signs a delivery.
+/// `sha256=<hex HMAC-SHA256 of body>` with the pipeline's webhook secret, as GitHub signs a delivery.
 fn signature_of(body: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).expect("any key length");
-    mac.update(body.as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    signature(body, WEBHOOK_SECRET)
 }
 
 /// An API Gateway event delivering `body`, with an `X-Hub-Signature-256` header when `signature`

@@ -1,0 +1,178 @@
+//! `run`, `promote` and `redeploy`: the commands that ship a release, and what they print.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{PromoteArgs, PromotionArgs, RunArgs, list, required_text};
+use crate::exit::Usage;
+use crate::intake::{self, Named, Policy, Queue, Release, Secret};
+use crate::ledger::Ledger;
+use crate::promote::run::{self, RunSettings};
+use crate::promote::{DeployKind, Plan, Promoter, Promotion, Settings};
+use crate::registry::Connector;
+
+/// What a promotion command works with, built once here and lent to the library.
+struct Parts {
+    aws: crate::aws::Aws,
+    connector: Connector,
+    ledger: Ledger,
+}
+
+impl Parts {
+    async fn open(args: &PromotionArgs, table: &str, stall: Duration) -> Result<Parts> {
+        let aws = args.registries.aws(stall).await?;
+        let connector = args.registries.connector(Some(aws.clone()), stall);
+        let ledger = Ledger::new(&aws.config, table);
+        Ok(Parts {
+            aws,
+            connector,
+            ledger,
+        })
+    }
+
+    async fn promoter(&self, settings: Settings) -> Result<Promoter<'_>> {
+        Promoter::open(settings, &self.connector, &self.ledger).await
+    }
+}
+
+fn print_plan(plan: &Plan, table: &str) {
+    for image in &plan.images {
+        let digest = &image.inspection.root.digest;
+        match image.inspection.existing {
+            Some(_) => println!(
+                "dry run: {} is already {digest}; nothing to copy",
+                image.production
+            ),
+            None => println!(
+                "dry run: would copy {} ({digest}) to {}",
+                image.staging, image.production
+            ),
+        }
+    }
+    println!(
+        "dry run: would record release {} (commit {}) in table {table}, claiming its tag before the copy",
+        plan.record.tag_name, plan.record.commit
+    );
+}
+
+fn print_deploy(promoter: &Promoter<'_>, promotion: &Promotion, dry_run: bool) {
+    if dry_run {
+        for (path, contents) in promoter.deploy_files(promotion) {
+            println!("dry run: would write {}:\n{contents}", path.display());
+        }
+        return;
+    }
+    for image in &promotion.images {
+        println!(
+            "deploying release {} (commit {}): {} ({}) to container {}",
+            promotion.tag,
+            promotion.commit,
+            image.target,
+            image.digest,
+            image.containers.join(", ")
+        );
+    }
+}
+
+async fn promote_and_deploy(args: &PromotionArgs, release: Release, stall: Duration) -> Result<()> {
+    let (settings, table) = args.settings(true)?;
+    let parts = Parts::open(args, &table, stall).await?;
+    let promoter = parts.promoter(settings).await?;
+    let plan = promoter.plan(&release).await?;
+    if args.dry_run {
+        print_plan(&plan, promoter.table());
+        print_deploy(&promoter, &plan.promotion(), true);
+        return Ok(());
+    }
+    let promotion = promoter.apply(plan, None).await?;
+    promoter.deploy(&promotion, DeployKind::Promote).await?;
+    print_deploy(&promoter, &promotion, false);
+    Ok(())
+}
+
+pub async fn redeploy(args: &PromotionArgs, tag: &str, stall: Duration) -> Result<()> {
+    let (settings, table) = args.settings(false)?;
+    let parts = Parts::open(args, &table, stall).await?;
+    let promoter = parts.promoter(settings).await?;
+    let recorded = promoter.recorded(tag).await?;
+    if !args.dry_run {
+        promoter.deploy(&recorded, DeployKind::Redeploy).await?;
+    }
+    print_deploy(&promoter, &recorded, args.dry_run);
+    Ok(())
+}
+
+pub async fn promote(args: PromoteArgs, stall: Duration) -> Result<()> {
+    let tag = required_text(
+        args.release.tag,
+        "PROMOTE_RELEASE_TAG",
+        "--tag",
+        "the release tag to promote",
+    )?;
+    promote_and_deploy(
+        &args.promotion,
+        Release::named(tag, args.release.commit),
+        stall,
+    )
+    .await
+}
+
+pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
+    if let Some(tag) = &args.redeploy_tag {
+        return redeploy(&args.promotion, tag, stall).await;
+    }
+    let named = Named {
+        tag: args.release.tag,
+        commit: args.release.commit,
+        webhook_trigger: args.webhook_trigger,
+        resolved_source_version: args.resolved_source_version,
+    };
+    if let Some(release) = intake::named_release(args.release_source, named).map_err(Usage)? {
+        return promote_and_deploy(&args.promotion, release, stall).await;
+    }
+    let (settings, table) = args.promotion.settings(true)?;
+    let queue_url = required_text(
+        args.queue_url,
+        "PROMOTE_QUEUE_URL",
+        "--queue-url",
+        "the SQS queue the release webhook feeds",
+    )?;
+    let run_settings = RunSettings {
+        wait: Duration::from_secs(args.wait_seconds),
+        visibility: Duration::from_secs(args.visibility_seconds),
+        policy: Policy {
+            actions: list(
+                &args.release_actions,
+                "PROMOTE_RELEASE_ACTIONS",
+                "name the release actions that promote, e.g. published",
+            )?,
+            prereleases: args.prereleases,
+            webhook_secret: match args.webhook_secret {
+                Some(secret) if secret.is_empty() => {
+                    return Err(Usage(
+                        "PROMOTE_WEBHOOK_SECRET is set but empty: set the GitHub webhook secret, or unset the \
+                         variable to accept unsigned deliveries"
+                            .into(),
+                    )
+                    .into());
+                }
+                secret => secret.map(Secret::new),
+            },
+        },
+        redeploy_latest_when_empty: args.redeploy_latest_when_empty,
+        dry_run: args.promotion.dry_run,
+    };
+    let parts = Parts::open(&args.promotion, &table, stall).await?;
+    let promoter = parts.promoter(settings).await?;
+    let queue = Queue::new(&parts.aws.config, &queue_url);
+    let report = run::run(&promoter, &queue, &run_settings).await?;
+    for plan in &report.planned {
+        print_plan(plan, promoter.table());
+    }
+    if let Some((promotion, _)) = &report.deployed {
+        print_deploy(&promoter, promotion, run_settings.dry_run);
+    }
+    let attempted = report.attempted();
+    report.into_result(attempted)
+}

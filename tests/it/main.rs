@@ -1,0 +1,13 @@
+//! The integration tests, one binary: each module a topic, all sharing `support`, which starts the local
+//! world (moto_server and two Distribution registries) on loopback.
+
+mod concurrency;
+mod copy;
+mod crash;
+mod faults;
+mod parsers;
+mod release_ops;
+mod run;
+mod secrets;
+mod support;
+mod world;
