@@ -624,20 +624,14 @@ async fn a_release_tag_on_another_digest_is_refused_and_left_alone() {
 async fn a_release_recorded_with_another_commit_is_refused_before_any_copy() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    let recorded_digest = format!("sha256:{}", "ab".repeat(32));
     pipeline
-        .table
-        .put(&[
-            ("tag_name", RELEASE),
-            ("commit", OTHER_COMMIT),
-            ("digest", &recorded_digest),
-            (
-                "source_image",
-                &format!("{}@{recorded_digest}", pipeline.source_repository()),
-            ),
-            ("target_image", &pipeline.production_image(RELEASE)),
-            ("promoted_at", "2026-01-05T08:00:00Z"),
-        ])
+        .put_release_item(
+            RELEASE,
+            &[
+                ("commit", OTHER_COMMIT),
+                ("promoted_at", "2026-01-05T08:00:00Z"),
+            ],
+        )
         .await;
     let recorded = pipeline.table.item(RELEASE).await;
     let message = pipeline.queue_release(RELEASE, COMMIT).await;
@@ -810,19 +804,8 @@ async fn a_release_with_a_bad_publication_time_is_kept_and_does_not_block_others
 async fn an_unreadable_ledger_item_is_named_and_nothing_is_copied() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    let digest = format!("sha256:{}", "ab".repeat(32));
-    pipeline
-        .table
-        .put(&[
-            ("tag_name", RELEASE),
-            ("digest", &digest),
-            (
-                "source_image",
-                &format!("{}@{digest}", pipeline.source_repository()),
-            ),
-            ("target_image", &pipeline.production_image(RELEASE)),
-        ])
-        .await;
+    // Everything a record has but its commit.
+    pipeline.put_release_item(RELEASE, &[]).await;
     let message = pipeline.queue_release(RELEASE, COMMIT).await;
 
     let outcome = run_step(&pipeline, &[]).await;

@@ -156,6 +156,22 @@ impl Pipeline {
         command
     }
 
+    /// Writes a ledger item for `tag` by hand, as a person or an older run might have: a digest and the
+    /// images it names, and `fields` on top.
+    pub async fn put_release_item(&self, tag: &str, fields: &[(&str, &str)]) {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let source_image = format!("{}@{digest}", self.source_repository());
+        let target_image = self.production_image(tag);
+        let mut item = vec![
+            ("tag_name", tag),
+            ("digest", digest.as_str()),
+            ("source_image", source_image.as_str()),
+            ("target_image", target_image.as_str()),
+        ];
+        item.extend_from_slice(fields);
+        self.table.put(&item).await;
+    }
+
     /// Production holds `image` under `repository:tag`, digest for digest, with every blob.
     pub async fn assert_in_production(&self, repository: &str, tag: &str, image: &Image) {
         let production = &self.world.production;
