@@ -156,6 +156,11 @@ pub struct RegistryArgs {
     #[arg(long, env = "PROMOTE_REGISTRY_ENDPOINTS", value_parser = clap::value_parser!(Endpoints))]
     pub registry_endpoints: Option<Endpoints>,
 
+    /// While a copy moves bytes and stderr is not a terminal, log how far each image has got this often
+    /// (seconds); a copy shorter than this says nothing. At a terminal, `copy` shows a progress bar.
+    #[arg(long, env = "PROMOTE_PROGRESS_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub progress_seconds: u64,
+
     /// An IAM role to assume (STS) for every call that touches the source registry, e.g. a role in the
     /// staging account that may pull its images.
     #[arg(long, env = "PROMOTE_SOURCE_ROLE_ARN")]
@@ -345,11 +350,9 @@ impl PromotionArgs {
                 .initiator
                 .clone()
                 .or_else(|| std::env::var("USER").ok()),
-            copy: CopyOptions {
-                force: false,
-                jobs: self.registries.jobs.into(),
-            },
+            copy: CopyOptions::new(false, self.registries.jobs.into()),
             with_referrers: self.with_referrers,
+            progress_every: Duration::from_secs(self.registries.progress_seconds),
         };
         Ok((settings, table))
     }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -550,6 +550,16 @@ pub struct Ledger {
     table: String,
 }
 
+/// A value no other run's claim will carry.
+fn claim_token() -> String {
+    use std::hash::BuildHasher;
+    let seed = (std::time::SystemTime::now(), std::process::id());
+    format!(
+        "{:016x}",
+        std::collections::hash_map::RandomState::new().hash_one(seed)
+    )
+}
+
 fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
@@ -605,8 +615,15 @@ impl Ledger {
     /// item in state pending, or the item already there with the same commit and digests (a rerun, which
     /// resumes). Another commit or digest under the tag is refused by the table itself ([`Conflict`]), so two
     /// runs racing cannot both write the tag. Describing fields and a completed state are kept.
+    ///
+    /// The claim carries a token of this run, read back before the claim counts: DynamoDB serialises
+    /// conditional writes to one item, but a store that does not (moto, the local world's stand-in, checks
+    /// and writes without a lock, so two claims arriving together can both pass) would otherwise let the
+    /// overwritten claimant go on to write the tag.
     pub async fn claim(&self, record: &Record) -> Result<()> {
+        let token = claim_token();
         let mut update = Update::default();
+        update.set("claim_token", string(&token));
         for (name, value) in to_item(record) {
             match name.as_str() {
                 "tag_name" | "deploys" | "deliveries" => {}
@@ -620,7 +637,41 @@ impl Ledger {
             update.same_release(record)
         );
         let result = self.update(&record.tag_name, update, condition).await;
-        self.refused_or(record, result, "claiming").await
+        self.refused_or(record, result, "claiming").await?;
+        let held = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("tag_name", string(&record.tag_name))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(crate::aws::sdk_error)
+            .with_context(|| {
+                self.context(
+                    &format!("reading back the claim of {}", record.tag_name),
+                    "dynamodb:GetItem",
+                )
+            })?;
+        let item = held.item();
+        if item.and_then(|i| i.get("claim_token")) == Some(&string(&token)) {
+            return Ok(());
+        }
+        let existing = match item {
+            Some(item) => {
+                from_item(item).map_err(|problem| self.unreadable(&record.tag_name, problem))?
+            }
+            None => bail!(
+                "claiming release {} in table {}: the claim was deleted at once; run again",
+                record.tag_name,
+                self.table
+            ),
+        };
+        match record.conflict_with(&existing, &self.table) {
+            Some(conflict) => Err(conflict.into()),
+            // Another run of the same commit claimed it too: both write the same digests.
+            None => Ok(()),
+        }
     }
 
     /// Marks a claimed release done, once its images are in production, with the delivery that promoted it.

@@ -92,23 +92,32 @@ fn names_commit(tag: &str, commit: &str) -> bool {
     tag.len() >= 7 && is_hex(&tag) && (commit.starts_with(&tag) || tag.starts_with(commit))
 }
 
-/// The staging image of `commit`: the tag equal to it, or the one tag that abbreviates it.
+/// The staging image of `commit`: the tag equal to it, or the one tag that abbreviates it. `replica`: the
+/// staging repository is in the production registry — a replica ECR fills asynchronously — so a missing image
+/// may simply not have arrived yet.
 pub async fn staging_image(
-    registry: &Registry,
+    source: &Registry,
     repository: &Repository,
     commit: &str,
+    replica: bool,
 ) -> Result<Reference> {
     let exact = repository.at(Pointer::Tag(commit.to_owned()));
-    if registry.manifest_digest(&exact).await?.is_some() {
+    if source.manifest_digest(&exact).await?.is_some() {
         return Ok(exact);
     }
-    let tags = registry.tags(&repository.name).await?;
+    let tags = source.tags(&repository.name).await?;
     let matching: Vec<&String> = tags
         .iter()
         .filter(|tag| names_commit(tag, commit))
         .collect();
     match matching.as_slice() {
         [tag] => Ok(repository.at(Pointer::Tag((*tag).clone()))),
+        [] if replica => bail!(
+            "no staging image for commit {commit} in {repository} yet: it is in the production registry, so if it \
+             is a replica of the staging repository, replication may not have copied the image yet (it is \
+             asynchronous) — run the pipeline again in a few minutes; the release stays on the queue. If it has \
+             not arrived after that, did the staging build push it?"
+        ),
         [] => bail!(
             "no staging image for commit {commit} in {repository}: no tag equals the commit or abbreviates it \
              (7+ hex characters); did the staging build push it?"

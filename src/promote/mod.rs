@@ -5,6 +5,7 @@ pub mod routes;
 pub mod run;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -14,8 +15,8 @@ use crate::intake::Release;
 pub use crate::ledger::DeployKind;
 use crate::ledger::{Deploy, Image, Ledger, Record, ReleaseState};
 use crate::registry::{
-    self, Connector, CopyOptions, Digest, Inspection, Pointer, Reference, Registry, RegistryError,
-    Side, valid_tag,
+    self, Connector, CopyOptions, Digest, Inspection, Pointer, Progress, Reference, Registry,
+    RegistryError, Side, valid_tag,
 };
 use crate::resolve;
 pub use routes::Route;
@@ -36,6 +37,8 @@ pub struct Settings {
     pub copy: CopyOptions,
     /// Copy signatures, attestations and SBOMs that refer to each image too.
     pub with_referrers: bool,
+    /// How often a copy still moving logs how far it has got.
+    pub progress_every: std::time::Duration,
 }
 
 /// One image of a release, in production (or, in a dry run, about to be).
@@ -188,7 +191,8 @@ impl<'a> Promoter<'a> {
         let mut images: Vec<PlannedImage> = Vec::new();
         for route in &self.settings.routes {
             let (source, target) = self.route_registries(route).await?;
-            let staging = resolve::staging_image(&source, &route.source, &commit).await?;
+            let replica = source.same_registry(&target);
+            let staging = resolve::staging_image(&source, &route.source, &commit, replica).await?;
             let production = route.target.at(Pointer::Tag(tag.clone()));
             let inspection = registry::inspect(&source, &staging, &target, &production).await?;
             // Refused here, before any image is copied, so that no route moves if one would have to.
@@ -262,49 +266,13 @@ impl<'a> Promoter<'a> {
         self.ledger.claim(&record).await?;
         tracing::info!(release = %tag, commit = %record.commit, table = self.ledger.table(), "claimed release tag");
 
-        let mut promoted = Vec::new();
-        for PlannedImage {
-            route,
-            staging,
-            production,
-            inspection,
-        } in plan.images
-        {
-            let digest = inspection.root.digest.clone();
-            let (source, target) = self.route_registries(&route).await?;
-            let started = Instant::now();
-            let report = registry::copy_inspected(
-                &source,
-                &staging,
-                &target,
-                &production,
-                inspection,
-                self.settings.copy,
-            )
-            .await?;
-            tracing::info!(
-                release = %tag, target = %production, digest = %report.digest, already_there = report.already_there,
-                blobs_copied = report.blobs_copied, blobs_skipped = report.blobs_skipped, bytes = report.bytes_copied,
-                ms = started.elapsed().as_millis() as u64, "copied image"
-            );
-            if self.settings.with_referrers {
-                let copied = registry::copy_referrers(
-                    &source,
-                    &staging,
-                    &target,
-                    &production,
-                    &digest,
-                    self.settings.copy,
-                )
-                .await?;
-                tracing::info!(release = %tag, target = %production, referrers = copied, "copied referrers");
-            }
-            promoted.push(PromotedImage {
-                containers: route.containers,
-                target: production,
-                digest,
-            });
-        }
+        // The images of a release copy at the same time, sharing one budget of transfers (PROMOTE_JOBS).
+        let promoted = futures_util::future::try_join_all(
+            plan.images
+                .into_iter()
+                .map(|image| self.copy_image(tag, image)),
+        )
+        .await?;
 
         let started = Instant::now();
         self.ledger.complete(&record, delivery).await?;
@@ -313,6 +281,57 @@ impl<'a> Promoter<'a> {
             tag: tag.clone(),
             commit: record.commit,
             images: promoted,
+        })
+    }
+
+    /// Copies one image of a release (and, if asked, what refers to it), logging how far it has got while
+    /// it moves.
+    async fn copy_image(&self, tag: &str, image: PlannedImage) -> Result<PromotedImage> {
+        let PlannedImage {
+            route,
+            staging,
+            production,
+            inspection,
+        } = image;
+        let digest = inspection.root.digest.clone();
+        let (source, target) = self.route_registries(&route).await?;
+        let started = Instant::now();
+        let progress = Arc::new(Progress::default());
+        let copy = registry::copy_inspected(
+            &source,
+            &staging,
+            &target,
+            &production,
+            inspection,
+            &self.settings.copy,
+            &progress,
+        );
+        let label = production.to_string();
+        let report = tokio::select! {
+            report = copy => report?,
+            () = progress.log_every(&label, self.settings.progress_every) => unreachable!("logs until the copy ends"),
+        };
+        tracing::info!(
+            release = %tag, target = %production, digest = %report.digest, already_there = report.already_there,
+            blobs_copied = report.blobs_copied, blobs_mounted = report.blobs_mounted, blobs_skipped = report.blobs_skipped,
+            bytes = report.bytes_copied, ms = started.elapsed().as_millis() as u64, "copied image"
+        );
+        if self.settings.with_referrers {
+            let copied = registry::copy_referrers(
+                &source,
+                &staging,
+                &target,
+                &production,
+                &digest,
+                &self.settings.copy,
+            )
+            .await?;
+            tracing::info!(release = %tag, target = %production, referrers = copied, "copied referrers");
+        }
+        Ok(PromotedImage {
+            containers: route.containers,
+            target: production,
+            digest,
         })
     }
 

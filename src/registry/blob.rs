@@ -5,6 +5,7 @@
 //! never receives a complete body whose digest is wrong.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -20,6 +21,7 @@ use url::Url;
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::manifest::Descriptor;
+use super::progress::Progress;
 use super::transport::Registry;
 use crate::outside::error_chain;
 
@@ -104,17 +106,45 @@ impl Registry {
         if response.status() != StatusCode::ACCEPTED {
             return Err(self.failure(&what, repository, response).await);
         }
-        response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| response.url().join(l).ok())
-            .ok_or_else(|| RegistryError::Status {
-                what,
-                host: self.host.clone(),
-                status: response.status(),
-                detail: ": upload session without a Location".into(),
+        location_of(&response).ok_or_else(|| RegistryError::Status {
+            what,
+            host: self.host.clone(),
+            status: response.status(),
+            detail: ": upload session without a Location".into(),
+        })
+    }
+
+    /// Asks the registry to mount `digest` into `repository` from `from`, another repository of the same
+    /// registry: `true` when mounted (201), no byte moved. Any other answer declines — a registry without
+    /// mounting (ECR unless the account enables BLOB_MOUNTING) opens an upload session instead (202), which is
+    /// cancelled here — and the blob is copied as usual.
+    pub async fn mount_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, RegistryError> {
+        let what = format!("mounting blob {digest} into {repository} from {from}");
+        let mut url = self.url(repository, "blobs/uploads/");
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
+        let response = self
+            .send(&what, || {
+                self.request(Method::POST, url.clone())
+                    .header(header::CONTENT_LENGTH, "0")
             })
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(true),
+            status => {
+                tracing::debug!(blob = %digest, %status, "mount declined; copying the bytes");
+                if let Some(session) = location_of(&response) {
+                    self.cancel_upload(session).await;
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Abandons an upload session so that the registry can free it; a failure here changes nothing.
@@ -122,6 +152,15 @@ impl Registry {
         let cancel = self.request(Method::DELETE, location).send();
         let _ = tokio::time::timeout(self.stall, cancel).await;
     }
+}
+
+/// Where an answer's `Location` header points, relative to the request.
+fn location_of(response: &Response) -> Option<Url> {
+    response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| response.url().join(l).ok())
 }
 
 /// Copies one blob the target lacks. Transient failures restart the blob from the beginning (a new source GET
@@ -137,6 +176,7 @@ pub async fn copy_blob(
     target_repository: &str,
     blob: &Descriptor,
     transfers: &Arc<Semaphore>,
+    progress: &Arc<Progress>,
 ) -> Result<u64, RegistryError> {
     let started = std::time::Instant::now();
     let mut attempt = 0;
@@ -147,6 +187,7 @@ pub async fn copy_blob(
             .acquire_owned()
             .await
             .expect("the transfer semaphore is never closed");
+        let moved = Arc::new(AtomicU64::new(0));
         let attempt_result = stream_blob(
             source,
             source_repository,
@@ -154,8 +195,16 @@ pub async fn copy_blob(
             target_repository,
             blob,
             transfer,
+            Counted {
+                progress: progress.clone(),
+                attempt: moved.clone(),
+            },
         );
-        match attempt_result.await {
+        let result = attempt_result.await;
+        if result.is_err() {
+            progress.take_back(moved.load(Ordering::Relaxed));
+        }
+        match result {
             Ok(()) => {
                 tracing::debug!(blob = %blob.digest, bytes = blob.size, attempt, ms = started.elapsed().as_millis() as u64, "copied blob");
                 return Ok(blob.size);
@@ -179,6 +228,7 @@ async fn stream_blob(
     target_repository: &str,
     blob: &Descriptor,
     transfer: OwnedSemaphorePermit,
+    counted: Counted,
 ) -> Result<(), RegistryError> {
     // Both round trips at once: neither needs the other's answer.
     let (location, body) = tokio::join!(
@@ -195,8 +245,9 @@ async fn stream_blob(
     };
     let verdict = Arc::new(Mutex::new(None));
     let watch = Watch::new();
-    let verifying =
-        Verifying::new(body.bytes_stream(), blob, verdict.clone(), watch.clone()).holding(transfer);
+    let verifying = Verifying::new(body.bytes_stream(), blob, verdict.clone(), watch.clone())
+        .holding(transfer)
+        .counting(counted);
     let mut put_url = location.clone();
     put_url
         .query_pairs_mut()
@@ -226,6 +277,20 @@ async fn stream_blob(
             target.cancel_upload(location).await;
             Err(e)
         }
+    }
+}
+
+/// Where the bytes a blob attempt hands on are counted: the copy's progress, and the attempt's own count
+/// (given back from the progress if the attempt fails and the blob starts again).
+struct Counted {
+    progress: Arc<Progress>,
+    attempt: Arc<AtomicU64>,
+}
+
+impl Counted {
+    fn add(&self, bytes: u64) {
+        self.progress.add_done(bytes);
+        self.attempt.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
@@ -327,6 +392,7 @@ struct Verifying<S> {
     watch: Watch,
     /// Given back once the last byte is handed on (or the stream dropped).
     transfer: Option<OwnedSemaphorePermit>,
+    counted: Option<Counted>,
 }
 
 impl<S> Verifying<S> {
@@ -347,7 +413,21 @@ impl<S> Verifying<S> {
             verdict,
             watch,
             transfer: None,
+            counted: None,
         }
+    }
+
+    fn counting(mut self, counted: Counted) -> Self {
+        self.counted = Some(counted);
+        self
+    }
+
+    /// A chunk handed on to the target.
+    fn hand_on(&self, chunk: Bytes) -> Poll<Option<std::io::Result<Bytes>>> {
+        if let Some(counted) = &self.counted {
+            counted.add(chunk.len() as u64);
+        }
+        Poll::Ready(Some(Ok(chunk)))
     }
 
     fn holding(mut self, transfer: OwnedSemaphorePermit) -> Self {
@@ -392,7 +472,7 @@ where
                     self.hasher.update(&chunk);
                     if let Some(previous) = self.held.replace(chunk) {
                         self.watch.enter(Phase::Target);
-                        return Poll::Ready(Some(Ok(previous)));
+                        return self.hand_on(previous);
                     }
                 }
                 Some(Err(e)) => return self.fail(StreamFailure::Source(error_chain(&e))),
@@ -410,7 +490,10 @@ where
                     self.finished = true;
                     self.watch.enter(Phase::Answer);
                     self.transfer = None;
-                    return Poll::Ready(self.held.take().map(Ok));
+                    return match self.held.take() {
+                        Some(last) => self.hand_on(last),
+                        None => Poll::Ready(None),
+                    };
                 }
             }
         }

@@ -11,18 +11,29 @@ use super::blob::copy_blob;
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::manifest::{Content, Descriptor, Manifest};
+use super::progress::Progress;
 use super::reference::{Pointer, Reference};
 use super::transport::Registry;
 
 /// Blob existence checks in flight at once.
 const EXISTENCE_CHECKS: usize = 16;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct CopyOptions {
     /// Move the target tag even when it is on another digest.
     pub force: bool,
-    /// Blobs whose bytes move at once.
-    pub jobs: usize,
+    /// Slots for blobs whose bytes move at once, shared by every copy made with these options (the images
+    /// of one release copy at the same time, within one budget).
+    pub transfers: Arc<Semaphore>,
+}
+
+impl CopyOptions {
+    pub fn new(force: bool, jobs: usize) -> CopyOptions {
+        CopyOptions {
+            force,
+            transfers: Arc::new(Semaphore::new(jobs.max(1))),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -31,6 +42,8 @@ pub struct CopyReport {
     /// The target tag was already on this digest: nothing was read or written.
     pub already_there: bool,
     pub blobs_copied: usize,
+    /// Blobs the target registry mounted from the source repository: no bytes moved.
+    pub blobs_mounted: usize,
     pub blobs_skipped: usize,
     pub bytes_copied: u64,
     pub manifests: usize,
@@ -106,10 +119,14 @@ pub async fn copy_image(
     source_ref: &Reference,
     target: &Registry,
     target_ref: &Reference,
-    options: CopyOptions,
+    options: &CopyOptions,
+    progress: &Arc<Progress>,
 ) -> Result<CopyReport, RegistryError> {
     let inspection = inspect(source, source_ref, target, target_ref).await?;
-    copy_inspected(source, source_ref, target, target_ref, inspection, options).await
+    copy_inspected(
+        source, source_ref, target, target_ref, inspection, options, progress,
+    )
+    .await
 }
 
 /// [`copy_image`] from an [`Inspection`] already made, for callers that check more before writing.
@@ -119,13 +136,15 @@ pub async fn copy_inspected(
     target: &Registry,
     target_ref: &Reference,
     inspection: Inspection,
-    options: CopyOptions,
+    options: &CopyOptions,
+    progress: &Arc<Progress>,
 ) -> Result<CopyReport, RegistryError> {
     let started = Instant::now();
     let mut report = CopyReport {
         digest: inspection.root.digest.clone(),
         already_there: inspection.refuse_moving(target_ref, options.force)?,
         blobs_copied: 0,
+        blobs_mounted: 0,
         blobs_skipped: 0,
         bytes_copied: 0,
         manifests: 0,
@@ -148,11 +167,29 @@ pub async fn copy_inspected(
         .filter(|(_, there)| !**there)
         .map(|(b, _)| b)
         .collect();
+    // Within one registry the target can mount a blob from the source repository: no byte moves. A registry
+    // that declines (ECR without BLOB_MOUNTING) is sent the bytes as usual.
+    if source.same_registry(target) && source_ref.repository != target_ref.repository {
+        let mounted: Vec<bool> = stream::iter(&missing)
+            .map(|blob| {
+                target.mount_blob(&target_ref.repository, &blob.digest, &source_ref.repository)
+            })
+            .buffered(EXISTENCE_CHECKS)
+            .try_collect()
+            .await?;
+        report.blobs_mounted = mounted.iter().filter(|m| **m).count();
+        missing = missing
+            .into_iter()
+            .zip(&mounted)
+            .filter(|(_, mounted)| !**mounted)
+            .map(|(blob, _)| blob)
+            .collect();
+    }
+    progress.add_total(missing.iter().map(|blob| blob.size).sum());
     // Largest first, so that the last blob to finish is a small one. Every blob is under way at once, but only
     // `jobs` move bytes at a time (the semaphore is first come, first served, so the order holds); the others
     // wait for a transfer slot or for the target's answer to an upload already sent.
     missing.sort_by_key(|blob| std::cmp::Reverse(blob.size));
-    let transfers = Arc::new(Semaphore::new(options.jobs.max(1)));
     let copied: Vec<u64> = stream::iter(&missing)
         .map(|blob| {
             copy_blob(
@@ -161,7 +198,8 @@ pub async fn copy_inspected(
                 target,
                 &target_ref.repository,
                 blob,
-                &transfers,
+                &options.transfers,
+                progress,
             )
         })
         .buffer_unordered(missing.len().max(1))
@@ -179,7 +217,7 @@ pub async fn copy_inspected(
     target.put_manifest(target_ref, &root).await?;
 
     report.blobs_copied = copied.len();
-    report.blobs_skipped = blobs.len() - copied.len();
+    report.blobs_skipped = blobs.len() - copied.len() - report.blobs_mounted;
     report.bytes_copied = copied.iter().sum();
     report.manifests = children.len() + 1;
     report.elapsed = started.elapsed();

@@ -15,6 +15,7 @@ mod digest;
 mod endpoints;
 mod error;
 mod manifest;
+mod progress;
 mod reference;
 mod referrers;
 mod tags;
@@ -32,6 +33,7 @@ pub use copy::{CopyOptions, CopyReport, Inspection, copy_image, copy_inspected, 
 pub use digest::Digest;
 pub use endpoints::Endpoints;
 pub use error::RegistryError;
+pub use progress::{Progress, size};
 pub use reference::{EcrHost, Pointer, Reference, Repository, valid_tag};
 pub use referrers::copy_referrers;
 pub use transport::Registry;

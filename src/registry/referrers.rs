@@ -7,9 +7,13 @@
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::copy::{CopyOptions, copy_image};
 use super::digest::Digest;
 use super::error::RegistryError;
+use super::manifest::Content;
+use super::progress::Progress;
 use super::reference::{Pointer, Reference};
 use super::transport::Registry;
 
@@ -57,17 +61,44 @@ impl Registry {
     }
 }
 
-/// Copies every artifact that refers to `digest` from the source repository to the target repository and
-/// returns how many it found. Referrers go by digest; convention tags keep their names (they are not release
-/// tags, and cosign rewrites them as signatures are added, so they may move).
+/// Copies every artifact that refers to `digest` — or, for an index, to any manifest in it (a recursively
+/// signed multi-platform image signs each platform too) — from the source repository to the target
+/// repository, and returns how many it found. Referrers go by digest; convention tags keep their names (they
+/// are not release tags, and cosign rewrites them as signatures are added, so they may move): an artifact
+/// added under such a tag in production alone is replaced by staging's on the next promotion.
 pub async fn copy_referrers(
     source: &Registry,
     source_ref: &Reference,
     target: &Registry,
     target_ref: &Reference,
     digest: &Digest,
-    options: CopyOptions,
+    options: &CopyOptions,
 ) -> Result<usize, RegistryError> {
+    let mut subjects = vec![digest.clone()];
+    let root = source
+        .get_manifest(&source_ref.with_pointer(Pointer::Digest(digest.clone())))
+        .await?;
+    if let Content::Index(children) = root.content(&source_ref.to_string())? {
+        subjects.extend(children.into_iter().map(|child| child.digest));
+    }
+    let mut copied = 0;
+    for subject in &subjects {
+        copied +=
+            copy_referrers_of(source, source_ref, target, target_ref, subject, options).await?;
+    }
+    Ok(copied)
+}
+
+async fn copy_referrers_of(
+    source: &Registry,
+    source_ref: &Reference,
+    target: &Registry,
+    target_ref: &Reference,
+    digest: &Digest,
+    options: &CopyOptions,
+) -> Result<usize, RegistryError> {
+    // Artifacts are small; their bytes are not part of the image's progress.
+    let progress = Arc::new(Progress::default());
     let mut copied = 0;
     if let Some(referrers) = source.referrers(&source_ref.repository, digest).await? {
         for referrer in referrers {
@@ -78,6 +109,7 @@ pub async fn copy_referrers(
                 target,
                 &target_ref.with_pointer(pointer),
                 options,
+                &progress,
             )
             .await?;
             copied += 1;
@@ -88,7 +120,7 @@ pub async fn copy_referrers(
         .chain(COSIGN_SUFFIXES.iter().map(|s| format!("{fallback}.{s}")));
     let moving = CopyOptions {
         force: true,
-        ..options
+        ..options.clone()
     };
     for tag in tags {
         let pointer = Pointer::Tag(tag);
@@ -101,7 +133,8 @@ pub async fn copy_referrers(
             &from,
             target,
             &target_ref.with_pointer(pointer),
-            moving,
+            &moving,
+            &progress,
         )
         .await?;
         copied += 1;

@@ -257,6 +257,12 @@ impl Registry {
         }
     }
 
+    /// Whether `other` is this same registry (after `PROMOTE_REGISTRY_ENDPOINTS`): one may mount the other's
+    /// blobs.
+    pub fn same_registry(&self, other: &Registry) -> bool {
+        self.base == other.base
+    }
+
     /// A registry's own words, safe to print: a registry may echo the request's credentials back.
     pub fn scrub(&self, text: &str) -> String {
         let secrets = self.credentials.as_ref().map(|c| c.secrets());

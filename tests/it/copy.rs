@@ -389,3 +389,48 @@ async fn the_source_role_is_assumed_for_the_source_registry() {
         .unwrap_or_default();
     assert_eq!(assumed, [role.as_str()], "roles assumed: {state}");
 }
+
+/// Within one registry every blob is mounted from the source repository: the copy moves no blob bytes
+/// (no upload request), and the target holds the image digest for digest.
+#[tokio::test]
+async fn a_copy_within_one_registry_mounts_every_blob_and_moves_no_bytes() {
+    let world = World::start().await;
+    let image = Image::random(&[300_000, 200_000, 1_000], Flavour::Oci);
+    world
+        .production
+        .push_image("replica/api", COMMIT, &image)
+        .await;
+    let since = world.production.requests().len();
+
+    let outcome = copy(
+        &world,
+        &world.production.reference(&format!("replica/api:{COMMIT}")),
+        &world.production.reference(&format!("api:{RELEASE}")),
+        &[],
+    )
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        outcome.stdout.contains(&format!(
+            "0 blobs copied, 0 skipped (target had them), {} mounted",
+            image.blob_digests().len()
+        )),
+        "{}",
+        outcome.stdout
+    );
+    let requests = requests_since(&world.production, since);
+    let mounts = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.uri.contains("mount=") && r.status == 201)
+        .count();
+    assert_eq!(mounts, image.blob_digests().len(), "{requests:#?}");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| matches!(r.method.as_str(), "PUT" | "PATCH")
+                && r.uri.contains("/blobs/uploads/")),
+        "no blob bytes moved: {requests:#?}"
+    );
+    assert_holds(&world.production, "api", RELEASE, &image).await;
+}

@@ -312,3 +312,104 @@ async fn a_registry_echoing_the_credentials_never_gets_them_printed() {
         assert_eq!(front.faults_served(), if format == "text" { 1 } else { 2 });
     }
 }
+
+/// A registry that declines mounts (ECR without BLOB_MOUNTING answers with an upload session): a copy
+/// within it still completes, the bytes sent as usual, digest for digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declined_mount_is_copied_instead() {
+    let (world, front) = world_with_faulty(true).await;
+    let image = Image::random(&[300_000, 1_000], Flavour::Oci);
+    world
+        .production
+        .push_image("replica/api", COMMIT, &image)
+        .await;
+    front.decline_mounts();
+
+    let outcome = run(world
+        .command()
+        .arg("copy")
+        .arg(world.production.reference(&format!("replica/api:{COMMIT}")))
+        .arg(
+            world
+                .production
+                .reference(&format!("{REPOSITORY}:{RELEASE}")),
+        ))
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(
+        front.faults_served(),
+        image.blob_digests().len(),
+        "every mount was declined"
+    );
+    let copied = format!(
+        "{} blobs copied, 0 skipped (target had them), 0 mounted",
+        image.blob_digests().len()
+    );
+    assert!(outcome.stdout.contains(&copied), "{}", outcome.stdout);
+    assert_promoted(&world.production, &image).await;
+}
+
+/// A copy that takes several seconds says how far it has got, every PROMOTE_PROGRESS_SECONDS, in text
+/// and in JSON, while stderr is not a terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_copy_logs_its_progress_in_both_formats() {
+    for format in ["text", "json"] {
+        let (world, front) = world_with_faulty(true).await;
+        let image = Image::random(&[2 << 20, 1_000], Flavour::Oci);
+        world.staging.push_image(REPOSITORY, COMMIT, &image).await;
+        // About four seconds for the large layer. The upload's PUT names its digest in the query, and only
+        // it does.
+        let largest = image.blob_digests()[1].clone();
+        front.throttle_once("PUT", largest.trim_start_matches("sha256:"), 512 << 10);
+
+        let outcome = promote_with(
+            &world,
+            &[
+                ("PROMOTE_PROGRESS_SECONDS", "1"),
+                ("PROMOTE_LOG_FORMAT", format),
+            ],
+        )
+        .await;
+
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        let lines: Vec<&str> = outcome
+            .stderr
+            .lines()
+            .filter(|line| line.contains("copying:"))
+            .collect();
+        assert_eq!(front.faults_served(), 1, "the large upload was slowed");
+        assert!(lines.len() >= 3, "{format}: {}", outcome.stderr);
+        for line in &lines {
+            match format {
+                "json" => {
+                    let event: serde_json::Value =
+                        serde_json::from_str(line).expect("a JSON log line");
+                    let total: usize = image.blobs().map(<[u8]>::len).sum();
+                    assert_eq!(event["bytes_total"], total as u64, "{line}");
+                    assert!(
+                        event["percent"].as_u64().is_some_and(|p| p <= 100),
+                        "{line}"
+                    );
+                }
+                _ => assert!(
+                    line.contains("MiB") && line.contains('%') && line.contains("/s"),
+                    "{line}"
+                ),
+            }
+        }
+        assert_promoted(&world.production, &image).await;
+    }
+}
+
+/// A short copy says nothing of its progress.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_copy_logs_no_progress() {
+    let (world, _front) = world_with_faulty(true).await;
+    stage(&world).await;
+
+    let outcome = promote(&world).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(!outcome.stderr.contains("copying:"), "{}", outcome.stderr);
+}

@@ -54,6 +54,9 @@ enum Fault {
     Throttle {
         bytes_per_second: usize,
     },
+    /// Passed on without its `mount` and `from` parameters, as a registry that does not mount would
+    /// treat it: an ordinary upload session (202) instead of a mounted blob (201).
+    DeclineMount,
     /// Answered 400 with the request's `Authorization` header quoted in the error body, as a
     /// careless registry might.
     EchoAuthorization,
@@ -143,6 +146,11 @@ impl FaultyFront {
         self.add(method, path, Fault::EchoAuthorization, 1);
     }
 
+    /// Declines every cross-repository mount from now on: each is passed on as a plain upload start.
+    pub fn decline_mounts(&self) {
+        self.add("POST", "mount=", Fault::DeclineMount, usize::MAX);
+    }
+
     /// Every request passes through from now on.
     pub fn clear(&self) {
         self.shared.rules.lock().expect("the rules").clear();
@@ -220,6 +228,14 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         _ => reqwest::Body::wrap_stream(body.into_data_stream()),
     };
     let path_and_query = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let declined;
+    let path_and_query = match fault {
+        Some(Fault::DeclineMount) => {
+            declined = path_and_query.split('?').next().unwrap_or("/").to_string();
+            declined.as_str()
+        }
+        _ => path_and_query,
+    };
     let mut headers = parts.headers.clone();
     headers.remove(HOST);
     remove_hop_by_hop(&mut headers);
