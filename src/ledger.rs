@@ -479,6 +479,7 @@ fn from_item(item: &Item) -> Result<Record, String> {
 struct Update {
     sets: Vec<String>,
     adds: Vec<String>,
+    removes: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
@@ -539,6 +540,9 @@ impl Update {
         }
         if !self.adds.is_empty() {
             expression.push_str(&format!(" ADD {}", self.adds.join(", ")));
+        }
+        if !self.removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.removes.join(", ")));
         }
         expression
     }
@@ -679,6 +683,9 @@ impl Ledger {
         let mut update = Update::default();
         update.set("state", string(ReleaseState::Done.as_str()));
         update.keep("promoted_at", string(now()));
+        // The claim has done its work; a completed release keeps no trace of which run held it.
+        let token = update.name("claim_token");
+        update.removes.push(token);
         update.add_delivery(delivery);
         let condition = update.same_release(record);
         let result = self.update(&record.tag_name, update, condition).await;

@@ -67,15 +67,11 @@ async fn assert_recorded(
         .as_object_mut()
         .and_then(|item| item.remove("promoted_at"))
         .unwrap_or_else(|| panic!("no promoted_at in {item}"));
-    // The deploy history and the webhook deliveries are release operations, checked in release_ops.rs;
-    // the claim token is a random value of the run that claimed the tag.
+    // The deploy history and the webhook deliveries are release operations, checked in release_ops.rs.
+    // No claim token: completing the claim removes it.
     if let Some(item) = item.as_object_mut() {
         item.remove("deploys");
         item.remove("deliveries");
-        assert!(
-            item.remove("claim_token").is_some(),
-            "the claim left its token"
-        );
     }
 
     assert_recent(&promoted_at);
@@ -774,6 +770,37 @@ async fn a_release_published_earlier_in_another_offset_does_not_take_production_
         .map(|d| d["kind"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(kinds, ["promote", "redeploy"], "{kept}");
+}
+
+/// Two releases published in the same second: the one GitHub created later (the larger release id)
+/// is the newer, whichever run handles it — promoting the other afterwards does not take production
+/// back to it.
+#[tokio::test]
+async fn releases_published_in_one_second_are_ordered_by_release_id_across_runs() {
+    let pipeline = Pipeline::start().await;
+    pipeline.stage(COMMIT).await;
+    pipeline.stage(OTHER_COMMIT).await;
+    let second = "2026-11-22T10:00:00Z";
+    let later = ReleaseEvent::published("v2.1.0", COMMIT)
+        .published_at(second)
+        .id(20);
+    let earlier = ReleaseEvent::published("v2.0.9", OTHER_COMMIT)
+        .published_at(second)
+        .id(10);
+    pipeline.queue.send(&later.message(Envelope::Raw)).await;
+    assert_eq!(run_step(&pipeline, &[]).await.code, 0);
+    pipeline.queue.send(&earlier.message(Envelope::Raw)).await;
+
+    let outcome = run_step(&pipeline, &[]).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let recorded = pipeline.table.item("v2.0.9").await.expect("recorded");
+    assert_eq!(recorded["release_id"], "10", "{recorded}");
+    assert_eq!(
+        pipeline.deploy_file("imagedefinitions.json"),
+        Some(imagedefinitions(&pipeline.production_image("v2.1.0"))),
+        "production stays on the release created later"
+    );
 }
 
 /// A release whose `published_at` is not a date cannot be ordered against the others: it is kept

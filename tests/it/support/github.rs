@@ -20,6 +20,8 @@ pub struct ReleaseEvent {
     /// A branch name or a commit SHA.
     pub target_commitish: String,
     pub published_at: String,
+    /// GitHub's release id, which grows with each release created.
+    pub id: u64,
     pub draft: bool,
     pub prerelease: bool,
 }
@@ -32,6 +34,7 @@ impl ReleaseEvent {
             tag: tag.to_string(),
             target_commitish: target_commitish.to_string(),
             published_at: "2026-03-02T10:15:00Z".to_string(),
+            id: 1,
             draft: false,
             prerelease: false,
         }
@@ -44,6 +47,11 @@ impl ReleaseEvent {
 
     pub fn published_at(mut self, published_at: &str) -> ReleaseEvent {
         self.published_at = published_at.to_string();
+        self
+    }
+
+    pub fn id(mut self, id: u64) -> ReleaseEvent {
+        self.id = id;
         self
     }
 
@@ -73,7 +81,7 @@ impl ReleaseEvent {
         json!({
             "url": format!("{API}/repos/{GITHUB_REPOSITORY}/releases/1"),
             "html_url": self.html_url(),
-            "id": 1,
+            "id": self.id,
             "author": { "login": AUTHOR, "id": 583231, "type": "User", "site_admin": false },
             "node_id": "RE_kwDOAAAAAM4AAAAB",
             "tag_name": self.tag,
