@@ -15,3 +15,4 @@ pub mod logging;
 pub mod promote;
 pub mod registry;
 pub mod resolve;
+pub mod webhook;

@@ -29,9 +29,12 @@ pub fn verify(delivery: &Delivery, secret: &Secret) -> Result<(), String> {
         .raw_body
         .as_deref()
         .ok_or("the message carries no webhook request (headers and raw body) to check")?;
-    let header = delivery
-        .header("x-hub-signature-256")
-        .ok_or("no X-Hub-Signature-256 header")?;
+    verify_body(delivery.header("x-hub-signature-256"), body, secret)
+}
+
+/// Checks `header`, the request's `X-Hub-Signature-256` if it had one, against `body` as received.
+pub fn verify_body(header: Option<&str>, body: &[u8], secret: &Secret) -> Result<(), String> {
+    let header = header.ok_or("no X-Hub-Signature-256 header")?;
     let claimed = header
         .strip_prefix("sha256=")
         .and_then(|h| hex::decode(h).ok())
