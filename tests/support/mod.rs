@@ -14,11 +14,13 @@ mod faults;
 mod front;
 mod github;
 mod image;
+mod lambda;
 mod moto;
 mod pipeline;
 mod process;
 mod registry;
 mod wait;
+mod webhook;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -26,17 +28,22 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use aws::{Counts, MAX_RECEIVE_COUNT, Queue, Received, Table};
+pub use aws::{
+    CodePipeline, Counts, Execution, MAX_RECEIVE_COUNT, Queue, Received, Table, WebhookSecret,
+};
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
 pub use github::{
     AUTHOR, DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature,
 };
 pub use image::{Flavour, Image, Index};
+pub use lambda::{Answer, Emulator, Function};
 pub use moto::Moto;
 pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
+pub use process::free_port;
 pub use registry::{Registry, Request};
 pub use wait::wait_until;
+pub use webhook::{Delivery, FrontDoor, PIPELINE_NAME, SHAPES, Shape, WEBHOOK_SECRET};
 
 pub const STAGING_ACCOUNT: &str = "111111111111";
 pub const PRODUCTION_ACCOUNT: &str = "222222222222";
@@ -107,7 +114,12 @@ impl World {
 
     /// The binary, with an environment that reaches only this world.
     pub fn command(&self) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecr-promote"));
+        self.command_of(env!("CARGO_BIN_EXE_ecr-promote"))
+    }
+
+    /// `program` (one of the package's binaries), with an environment that reaches only this world.
+    pub fn command_of(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
         for (name, _) in std::env::vars_os() {
             let leaky = name.to_str().is_some_and(|name| {
                 LEAKY_VARIABLE_PREFIXES

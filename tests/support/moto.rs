@@ -1,4 +1,4 @@
-//! moto_server: SQS, DynamoDB, ECR's API and STS on loopback.
+//! moto_server: SQS, DynamoDB, ECR's API, STS, Secrets Manager and CodePipeline on loopback.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -8,7 +8,7 @@ use tempfile::TempDir;
 use super::process::{Launch, Process, log_file};
 
 /// The version scripts/setup.sh installs; its GetAuthorizationToken answers `AWS:<account>-auth-token`.
-pub const MOTO_VERSION: &str = "5.1.22";
+pub const MOTO_VERSION: &str = "5.2.5";
 
 pub struct Moto {
     process: Process,
