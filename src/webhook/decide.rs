@@ -87,6 +87,14 @@ pub fn decide(headers: &HeaderMap, body: &[u8], policy: &Policy, secrets: &[Secr
                 .into(),
         );
     };
+    if !crate::registry::valid_tag(&release.tag_name) {
+        // `run` would refuse it after the pipeline started; said here, it shows in GitHub's delivery log.
+        return Verdict::Malformed(format!(
+            "release tag {:?} cannot be an image tag (letters, digits, '_', '.', '-', at most 128, not \
+             starting with '.' or '-'): rename the release",
+            release.tag_name
+        ));
+    }
     let message = queue_message(&delivery.headers, body);
     if message.len() > intake::MAX_MESSAGE_BYTES {
         return Verdict::TooLarge(format!(
@@ -453,6 +461,11 @@ mod tests {
                 r#"{"action":"published"}"#,
                 "application/json",
                 "no release object",
+            ),
+            (
+                r#"{"action":"published","release":{"tag_name":"v1 final","target_commitish":"main"}}"#,
+                "application/json",
+                "cannot be an image tag",
             ),
         ] {
             match signed(Shape::RestV1, "release", body, CURRENT, content_type) {

@@ -80,7 +80,8 @@ impl Emulator {
 
 /// The function running under the emulator; killed when dropped.
 pub struct Function {
-    child: tokio::process::Child,
+    /// Killed on drop (`kill_on_drop`, set by `World::command_of`).
+    _child: tokio::process::Child,
     emulator: Emulator,
     log: PathBuf,
     client: reqwest::Client,
@@ -125,7 +126,7 @@ impl Function {
             .spawn()
             .unwrap_or_else(|error| panic!("start ecr-promote-webhook: {error}"));
         Function {
-            child,
+            _child: child,
             emulator,
             log,
             client: reqwest::Client::builder()
@@ -191,10 +192,5 @@ impl Function {
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
-    }
-
-    /// Whether the function process is still running.
-    pub fn running(&mut self) -> bool {
-        self.child.try_wait().expect("poll the function").is_none()
     }
 }
