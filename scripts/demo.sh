@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The demo: a whole promotion against the local world, in one command.
 #
-# Starts moto (SQS, DynamoDB, ECR's API, STS) and two Distribution registries standing in for the staging
-# and production accounts' ECR, pushes an image into "staging" tagged with a commit hash, enqueues a GitHub
-# release event as API Gateway would, runs `ecr-promote run`, and shows the outcome. Then runs again with the
-# queue empty, as a re-triggered pipeline would, redeploying the release deployed last; shows the history
-# and an explicit redeploy.
+# Starts moto (SQS, DynamoDB, ECR's API, STS, Secrets Manager, CodePipeline) and two Distribution registries
+# standing in for the staging and production accounts' ECR, and the webhook function (ecr-promote-webhook)
+# under the Lambda emulator (cargo lambda watch) behind its function URL. Pushes an image into "staging"
+# tagged with a commit hash; then GitHub delivers a signed release over HTTP to the function, which queues
+# it and starts the pipeline; runs `ecr-promote run` as that execution's CodeBuild step, and shows the
+# outcome and the deploy files. Then runs again with the queue empty, as a re-triggered pipeline would,
+# redeploying the release deployed last; shows the history and an explicit redeploy.
 # Everything listens on 127.0.0.1, lives in one temp folder and is stopped and removed at the end.
 set -euo pipefail
 
@@ -13,8 +15,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$REPO/scripts/setup.sh" >/dev/null
 command -v htpasswd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null
 command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
-(cd "$REPO" && cargo build --release --quiet)
-BIN="$REPO/target/release/ecr-promote"
+(cd "$REPO" && cargo build --release --quiet --bin ecr-promote --bin ecr-promote-webhook)
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/ecr-promote"
+WEBHOOK_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/ecr-promote-webhook"
 PYTHON="$REPO/.local/venv/bin/python"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ecr-promote-demo.XXXXXX")"
@@ -79,11 +82,38 @@ COMMIT="$("$PYTHON" -c 'import secrets; print(secrets.token_hex(20))')"
 say "the staging build pushes api:$COMMIT (3 random layers)"
 "$PYTHON" "$REPO/scripts/demo/world.py" push-image "http://127.0.0.1:${PORT[staging]}" "$STAGING_ACCOUNT-auth-token" api "$COMMIT"
 
-say "a GitHub release v1.0.0 of commit ${COMMIT:0:7} arrives on the queue (API Gateway envelope)"
+say "the production stack: queue, ledger table, webhook secret, pipeline; its webhook function"
 PROMOTE_QUEUE_URL="$("$PYTHON" "$REPO/scripts/demo/world.py" setup-aws releases ecr-promote-releases)"
 export PROMOTE_QUEUE_URL
-"$PYTHON" "$REPO/scripts/demo/world.py" send-release "$PROMOTE_QUEUE_URL" v1.0.0 "$COMMIT"
+WEBHOOK_SECRET="$("$PYTHON" -c 'import secrets; print(secrets.token_hex(24))')"
+SECRET_ARN="$("$PYTHON" "$REPO/scripts/demo/world.py" setup-webhook ecr-promote/github-webhook-secret "$WEBHOOK_SECRET" ecr-promote-production)"
+LAMBDA_PORT="$(free_port)"
+# The Lambda Runtime API emulator, and its function URLs: plain HTTP in, function URL events out. With
+# --only-lambda-apis its Runtime API serves the function named "_" (the name in the URL below).
+(cd "$REPO" && PATH="$REPO/.local/venv/bin:$PATH" exec cargo-lambda lambda watch --only-lambda-apis \
+    -A 127.0.0.1 -P "$LAMBDA_PORT" >"$WORK/emulator.log" 2>&1) &
+PIDS+=($!)
+for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$LAMBDA_PORT") 2>/dev/null && break; sleep 0.1; done
+AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$LAMBDA_PORT/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
+    PROMOTE_PIPELINE_NAME=ecr-promote-production PROMOTE_WEBHOOK_SECRET_ARN="$SECRET_ARN" \
+    PROMOTE_TABLE=ecr-promote-releases "$WEBHOOK_BIN" 2>"$WORK/webhook.log" &
+PIDS+=($!)
+WEBHOOK_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/_/webhook"
+echo "webhook function at $WEBHOOK_URL (its log: JSON lines, shown below)"
 
+say "GitHub delivers release v1.0.0 of commit ${COMMIT:0:7}, signed, to the webhook"
+DELIVERY="$("$PYTHON" -c 'import uuid; print(uuid.uuid4())')"
+"$PYTHON" "$REPO/scripts/demo/world.py" deliver "$WEBHOOK_URL" "$WEBHOOK_SECRET" v1.0.0 "$COMMIT" "$DELIVERY"
+echo "the production pipeline was started for it:"
+"$PYTHON" "$REPO/scripts/demo/world.py" show-executions ecr-promote-production
+echo "GitHub's Redeliver button, pressed by someone unsure it worked:"
+"$PYTHON" "$REPO/scripts/demo/world.py" deliver "$WEBHOOK_URL" "$WEBHOOK_SECRET" v1.0.0 "$COMMIT" "$DELIVERY"
+echo "the function's log:"
+cat "$WORK/webhook.log"
+
+# The started execution's CodeBuild step checks the delivery's signature again.
+export PROMOTE_WEBHOOK_SECRET="$WEBHOOK_SECRET"
 export PROMOTE_SOURCE_REPOSITORY="$STAGING_HOST/api" PROMOTE_TARGET_REPOSITORY="$PRODUCTION_HOST/api"
 export PROMOTE_TABLE=ecr-promote-releases PROMOTE_CONTAINER_NAME=api PROMOTE_WAIT_SECONDS=1
 export PROMOTE_IMAGEDEFINITIONS="$WORK/imagedefinitions.json"

@@ -18,3 +18,4 @@ pub mod promote;
 pub mod registry;
 pub mod resolve;
 pub mod timestamp;
+pub mod webhook;

@@ -1,12 +1,16 @@
-"""Setting the scene for scripts/demo.sh: an image in the staging registry, the queue, the table, a release.
+"""Setting the scene for scripts/demo.sh: an image in the staging registry, the queue, the table, the
+webhook secret and the production pipeline; then GitHub's part, a signed release delivery over HTTP.
 
-Uses boto3 (installed with moto in .local/venv) against moto, and plain HTTP against the registries.
+Uses boto3 (installed with moto in .local/venv) against moto, and plain HTTP against the registries and
+the webhook function.
 """
 import base64
 import hashlib
+import hmac
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 
 import boto3
@@ -64,8 +68,26 @@ def setup_aws(queue_name, table_name):
     print(queue)
 
 
-def send_release(queue_url, tag, commit):
-    payload = json.dumps({
+def setup_webhook(secret_name, secret, pipeline_name):
+    """The production stack's webhook secret and pipeline (with its release_tag variable)."""
+    arn = boto3.client("secretsmanager").create_secret(Name=secret_name, SecretString=secret)["ARN"]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "codepipeline.amazonaws.com"}}]}
+    role = boto3.client("iam").create_role(RoleName="pipeline", AssumeRolePolicyDocument=json.dumps(trust))
+    action = lambda category, provider: {"name": provider, "actionTypeId": {
+        "category": category, "owner": "AWS", "provider": provider, "version": "1"}}
+    boto3.client("codepipeline").create_pipeline(pipeline={
+        "name": pipeline_name, "roleArn": role["Role"]["Arn"], "pipelineType": "V2",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "variables": [{"name": "release_tag", "defaultValue": "-"}],
+        "stages": [{"name": "Source", "actions": [action("Source", "CodeStarSourceConnection")]},
+                   {"name": "Promote", "actions": [action("Build", "CodeBuild")]}]})
+    print(arn)
+
+
+def deliver(url, secret, tag, commit, delivery):
+    """What GitHub does when release `tag` is published: POST the payload, signed, to the webhook URL."""
+    body = json.dumps({
         "action": "published",
         "release": {"tag_name": tag, "target_commitish": commit, "name": f"Release {tag}", "draft": False,
                     "prerelease": False, "created_at": "2026-11-26T09:00:00Z",
@@ -73,12 +95,25 @@ def send_release(queue_url, tag, commit):
                     "html_url": f"https://github.com/example/barracuda/releases/tag/{tag}",
                     "author": {"login": "octocat"}},
         "repository": {"full_name": "example/barracuda"},
-    })
-    event = {"httpMethod": "POST", "path": "/github", "isBase64Encoded": False, "body": payload,
-             "headers": {"X-GitHub-Event": "release", "X-GitHub-Delivery": os.urandom(16).hex(),
-                         "Content-Type": "application/json"}}
-    message = boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
-    print(f"queued message {message['MessageId']}")
+    }).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/demo",
+        "X-GitHub-Event": "release", "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature})
+    try:
+        answer = urllib.request.urlopen(request)
+    except urllib.error.HTTPError as error:
+        answer = error
+    print(f"POST {url} (X-GitHub-Delivery {delivery}) -> {answer.status} {answer.read().decode()}")
+
+
+def show_executions(pipeline_name):
+    client = boto3.client("codepipeline")
+    for summary in client.list_pipeline_executions(pipelineName=pipeline_name)["pipelineExecutionSummaries"]:
+        execution = client.get_pipeline_execution(
+            pipelineName=pipeline_name, pipelineExecutionId=summary["pipelineExecutionId"])["pipelineExecution"]
+        variables = {v["name"]: v["resolvedValue"] for v in execution.get("variables", [])}
+        print(f"  execution {summary['pipelineExecutionId']} {summary['status']} variables {variables}")
 
 
 def plain(value):
@@ -101,5 +136,5 @@ def show_release(table_name, tag):
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"push-image": push_image, "setup-aws": setup_aws, "send-release": send_release,
-     "show-release": show_release}[command](*args)
+    {"push-image": push_image, "setup-aws": setup_aws, "setup-webhook": setup_webhook, "deliver": deliver,
+     "show-executions": show_executions, "show-release": show_release}[command](*args)

@@ -58,15 +58,39 @@ pub fn unwrap(body: &str) -> Result<Delivery, String> {
                 || object.contains_key("headers"))
         {
             let (headers, raw) = api_gateway(object)?;
-            delivery.headers = headers;
-            delivery.payload = serde_json::from_slice(&raw)
-                .map_err(|e| format!("the API Gateway body is not JSON: {e}"))?;
-            delivery.raw_body = Some(raw);
+            delivery = request(headers, raw)
+                .map_err(|e| format!("the API Gateway event's request: {e}"))?;
         } else {
             return Ok(delivery);
         }
     }
     Err(format!("envelopes nested more than {MAX_DEPTH} deep"))
+}
+
+/// The delivery GitHub made as an HTTP request: `headers` (names in lower case) and the body as sent, JSON or
+/// the `application/x-www-form-urlencoded` form whose `payload` field holds the JSON (GitHub's two content
+/// types). Reading the body does not check its signature: that is the caller's to do, over `raw`.
+pub fn request(headers: BTreeMap<String, String>, raw: Vec<u8>) -> Result<Delivery, String> {
+    let form = headers.get("content-type").is_some_and(|kind| {
+        kind.split(';').next().is_some_and(|kind| {
+            kind.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    let payload = if form {
+        let (_, json) = url::form_urlencoded::parse(&raw)
+            .find(|(name, _)| name == "payload")
+            .ok_or("the form-encoded body has no payload field")?;
+        serde_json::from_str(&json)
+            .map_err(|e| format!("the body's payload field is not JSON: {e}"))?
+    } else {
+        serde_json::from_slice(&raw).map_err(|e| format!("the body is not JSON: {e}"))?
+    };
+    Ok(Delivery {
+        headers,
+        raw_body: Some(raw),
+        payload,
+    })
 }
 
 fn api_gateway(
@@ -134,6 +158,27 @@ mod tests {
         let delivery = unwrap(&event.to_string()).unwrap();
         assert_eq!(tag_of(&delivery), "v1.0.0");
         assert_eq!(delivery.raw_body.as_deref(), Some(PAYLOAD.as_bytes()));
+    }
+
+    #[test]
+    fn reads_form_encoded_bodies_keeping_the_raw_bytes() {
+        let form: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", PAYLOAD)
+            .finish();
+        let event = json!({"httpMethod": "POST",
+            "headers": {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, "body": form});
+        let delivery = unwrap(&event.to_string()).unwrap();
+        assert_eq!(tag_of(&delivery), "v1.0.0");
+        assert_eq!(delivery.raw_body.as_deref(), Some(form.as_bytes()));
+        let error = request(
+            BTreeMap::from([(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )]),
+            b"other=1".to_vec(),
+        )
+        .unwrap_err();
+        assert!(error.contains("no payload field"), "{error}");
     }
 
     #[test]

@@ -110,8 +110,14 @@ pub fn read(body: &str, policy: &Policy) -> Reading {
     {
         return Reading::Rejected(reason);
     }
+    judge(&delivery, policy)
+}
+
+/// What a delivery whose signature was checked (or needs none) asks for, under `policy`'s actions and
+/// prereleases. The webhook function and `run` share it: one definition of a promotable release.
+pub fn judge(delivery: &envelope::Delivery, policy: &Policy) -> Reading {
     let delivery_id = delivery.header("x-github-delivery").map(str::to_owned);
-    match github::interpret(&delivery) {
+    match github::interpret(delivery) {
         Err(reason) => Reading::Malformed(reason),
         Ok(github::Event::Other(what)) => Reading::Skip(what),
         Ok(github::Event::Release { action, release }) => {

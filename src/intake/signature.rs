@@ -29,18 +29,34 @@ pub fn verify(delivery: &Delivery, secret: &Secret) -> Result<(), String> {
         .raw_body
         .as_deref()
         .ok_or("the message carries no webhook request (headers and raw body) to check")?;
-    let header = delivery
-        .header("x-hub-signature-256")
-        .ok_or("no X-Hub-Signature-256 header")?;
+    verify_body(delivery.header("x-hub-signature-256"), body, secret)
+}
+
+/// Checks `header`, the request's `X-Hub-Signature-256` if it had one, against `body` as received.
+pub fn verify_body(header: Option<&str>, body: &[u8], secret: &Secret) -> Result<(), String> {
+    let header = header.ok_or("no X-Hub-Signature-256 header")?;
     let claimed = header
         .strip_prefix("sha256=")
         .and_then(|h| hex::decode(h).ok())
         .ok_or("X-Hub-Signature-256 is not sha256=<hex>")?;
+    mac(body, secret)
+        .verify_slice(&claimed)
+        .map_err(|_| "the signature does not match the body".to_owned())
+}
+
+/// `X-Hub-Signature-256` for `body` as GitHub computes it with `secret`.
+pub fn sign(body: &[u8], secret: &Secret) -> String {
+    format!(
+        "sha256={}",
+        hex::encode(mac(body, secret).finalize().into_bytes())
+    )
+}
+
+fn mac(body: &[u8], secret: &Secret) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.0.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(body);
-    mac.verify_slice(&claimed)
-        .map_err(|_| "the signature does not match the body".to_owned())
+    mac
 }
 
 #[cfg(test)]
@@ -53,9 +69,7 @@ mod tests {
         r#"{"action":"published","release":{"tag_name":"v1","target_commitish":"main"}}"#;
 
     fn signed(body: &str, secret: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        sign(body.as_bytes(), &Secret::new(secret.into()))
     }
 
     fn delivery(signature: Option<String>, body: &str) -> Delivery {

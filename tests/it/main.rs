@@ -10,4 +10,5 @@ mod release_ops;
 mod run;
 mod secrets;
 mod support;
+mod webhook;
 mod world;

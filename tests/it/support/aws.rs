@@ -328,3 +328,195 @@ fn json_of(value: &AttributeValue) -> Value {
         other => panic!("the ledger has no use for {other:?}"),
     }
 }
+
+/// The GitHub webhook secret in Secrets Manager, as the production stack keeps it.
+pub struct WebhookSecret {
+    client: aws_sdk_secretsmanager::Client,
+    pub arn: String,
+}
+
+impl WebhookSecret {
+    pub async fn create(moto: &Moto, name: &str, value: &str) -> WebhookSecret {
+        let client = aws_sdk_secretsmanager::Client::new(&config(moto));
+        let arn = client
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create secret {name}: {error:?}"))
+            .arn()
+            .expect("a secret ARN")
+            .to_string();
+        WebhookSecret { client, arn }
+    }
+
+    /// Puts a new value, as a rotation does: it becomes AWSCURRENT and the old one AWSPREVIOUS.
+    pub async fn rotate(&self, value: &str) {
+        self.client
+            .put_secret_value()
+            .secret_id(&self.arn)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("put a new secret value");
+    }
+}
+
+/// The production pipeline in moto's CodePipeline, which records each execution and its variables.
+pub struct CodePipeline {
+    client: aws_sdk_codepipeline::Client,
+    pub name: String,
+}
+
+/// One execution, as the test side reads it back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Execution {
+    pub id: String,
+    /// Pipeline variables by name, with their resolved values.
+    pub variables: Vec<(String, String)>,
+}
+
+impl CodePipeline {
+    /// Creates `name` with two stages (CodePipeline's minimum) and the role it needs.
+    pub async fn create(moto: &Moto, name: &str) -> CodePipeline {
+        use aws_sdk_codepipeline::types::{
+            ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore,
+            ArtifactStoreType, PipelineDeclaration, PipelineType, PipelineVariableDeclaration,
+            StageDeclaration,
+        };
+        let role_arn = create_pipeline_role(moto).await;
+        let action = |category: ActionCategory, provider: &str| {
+            ActionDeclaration::builder()
+                .name(provider)
+                .action_type_id(
+                    ActionTypeId::builder()
+                        .category(category)
+                        .owner(ActionOwner::Aws)
+                        .provider(provider)
+                        .version("1")
+                        .build()
+                        .expect("an action type"),
+                )
+                .build()
+                .expect("an action")
+        };
+        let stage = |name: &str, action: ActionDeclaration| {
+            StageDeclaration::builder()
+                .name(name)
+                .actions(action)
+                .build()
+                .expect("a stage")
+        };
+        let declaration = PipelineDeclaration::builder()
+            .name(name)
+            .role_arn(role_arn)
+            .pipeline_type(PipelineType::V2)
+            .artifact_store(
+                ArtifactStore::builder()
+                    .r#type(ArtifactStoreType::S3)
+                    .location("artifacts")
+                    .build()
+                    .expect("an artifact store"),
+            )
+            .variables(
+                PipelineVariableDeclaration::builder()
+                    .name("release_tag")
+                    .default_value("-")
+                    .build()
+                    .expect("a variable"),
+            )
+            .stages(stage("Source", action(ActionCategory::Source, "S3")))
+            .stages(stage("Promote", action(ActionCategory::Build, "CodeBuild")))
+            .build()
+            .expect("a pipeline declaration");
+        let client = aws_sdk_codepipeline::Client::new(&config(moto));
+        client
+            .create_pipeline()
+            .pipeline(declaration)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create pipeline {name}: {error:?}"));
+        CodePipeline {
+            client,
+            name: name.to_string(),
+        }
+    }
+
+    /// Every execution started so far, oldest first.
+    pub async fn executions(&self) -> Vec<Execution> {
+        let summaries = self
+            .client
+            .list_pipeline_executions()
+            .pipeline_name(&self.name)
+            .send()
+            .await
+            .expect("list pipeline executions");
+        let mut executions = Vec::new();
+        for summary in summaries.pipeline_execution_summaries().iter().rev() {
+            let id = summary.pipeline_execution_id().expect("an execution id");
+            let execution = self
+                .client
+                .get_pipeline_execution()
+                .pipeline_name(&self.name)
+                .pipeline_execution_id(id)
+                .send()
+                .await
+                .expect("get a pipeline execution");
+            let variables = execution
+                .pipeline_execution()
+                .map(|execution| execution.variables())
+                .unwrap_or_default()
+                .iter()
+                .map(|variable| {
+                    (
+                        variable.name().unwrap_or_default().to_string(),
+                        variable.resolved_value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            executions.push(Execution {
+                id: id.to_string(),
+                variables,
+            });
+        }
+        executions
+    }
+}
+
+/// moto creates a pipeline only with a role CodePipeline may assume. IAM through its query API:
+/// the one call the tests make there does not warrant another SDK crate.
+async fn create_pipeline_role(moto: &Moto) -> String {
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "CreateRole")
+        .append_pair("Version", "2010-05-08")
+        .append_pair("RoleName", "pipeline")
+        .append_pair("AssumeRolePolicyDocument", &trust.to_string())
+        .finish();
+    let answer = reqwest::Client::new()
+        .post(moto.url())
+        // moto tells services apart by the credential scope of the signature.
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .expect("ask moto's IAM to create the pipeline role");
+    let status = answer.status();
+    let text = answer.text().await.expect("read moto's IAM answer");
+    assert!(
+        status.is_success(),
+        "create the pipeline role: {status}\n{text}"
+    );
+    let arn = text
+        .split("<Arn>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Arn>").next())
+        .unwrap_or_else(|| panic!("no role ARN in moto's answer:\n{text}"));
+    arn.to_string()
+}

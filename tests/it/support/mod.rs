@@ -11,11 +11,13 @@ mod faults;
 mod front;
 mod github;
 mod image;
+mod lambda;
 mod moto;
 mod pipeline;
 mod process;
 mod registry;
 mod wait;
+mod webhook;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -32,8 +34,10 @@ pub use github::{
 pub use image::{Flavour, Image, Index};
 pub use moto::Moto;
 pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
+pub use process::free_port;
 pub use registry::{Registry, Request};
 pub use wait::wait_until;
+pub use webhook::{Delivery, FrontDoor, SHAPES, Shape, WEBHOOK_SECRET};
 
 /// The commit most tests release, as `target_commitish` carries it when GitHub is given a SHA.
 pub const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
@@ -122,7 +126,12 @@ impl World {
 
     /// The binary, with an environment that reaches only this world.
     pub fn command(&self) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecr-promote"));
+        self.command_of(env!("CARGO_BIN_EXE_ecr-promote"))
+    }
+
+    /// `program` (one of the package's binaries), with an environment that reaches only this world.
+    pub fn command_of(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
         for (name, _) in std::env::vars_os() {
             let leaky = name.to_str().is_some_and(|name| {
                 LEAKY_VARIABLE_PREFIXES

@@ -1,4 +1,4 @@
-//! moto_server: SQS, DynamoDB, ECR's API and STS on loopback.
+//! moto_server: SQS, DynamoDB, ECR's API, STS, Secrets Manager and CodePipeline on loopback.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,0 +1,53 @@
+//! The GitHub release webhook as a Lambda function (custom runtime, `provided.al2023`). README, "The
+//! webhook function".
+
+use std::process::ExitCode;
+
+use ecr_promote::webhook::{STALL, Settings, Webhook};
+use ecr_promote::{aws, exit, logging};
+use lambda_http::{Request, service_fn};
+
+fn main() -> ExitCode {
+    // CloudWatch Logs Insights reads JSON lines.
+    logging::init(logging::LogFormat::Json);
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!(exit_code = exit::USAGE, "error: {error}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    // One thread: an instance serves one invocation at a time, and its work is waiting on AWS.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let served = runtime.block_on(async {
+        let aws = match aws::Aws::load(STALL, None).await {
+            Ok(aws) => aws,
+            Err(error) => {
+                tracing::error!(exit_code = exit::USAGE, "error: {error}");
+                return Err(lambda_http::Error::from(error.0));
+            }
+        };
+        let webhook = Webhook::new(&aws.config, settings);
+        let webhook = &webhook;
+        lambda_http::run(service_fn(move |request: Request| async move {
+            Ok::<_, std::convert::Infallible>(webhook.respond(request).await)
+        }))
+        .await
+    });
+    match served {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(error) => {
+            tracing::error!("error: the Lambda runtime stopped: {error}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}

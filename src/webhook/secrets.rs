@@ -1,0 +1,133 @@
+//! The webhook secret, from Secrets Manager, cached across invocations.
+//!
+//! Both the `AWSCURRENT` value and, while it exists, the `AWSPREVIOUS` one are kept, so that a rotation
+//! drops no delivery: GitHub signs with the old value until someone pastes the new one into the hook.
+//! The cache is read again when it is older than [`MAX_AGE`], or when a signature matches neither value
+//! and the cache is older than [`RECHECK_AFTER`] (the secret may have been rotated since it was read). The
+//! second bound keeps a flood of badly signed requests from turning into a flood of Secrets Manager calls.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::intake::Secret;
+
+pub const MAX_AGE: Duration = Duration::from_secs(300);
+pub const RECHECK_AFTER: Duration = Duration::from_secs(1);
+
+pub struct Secrets {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+    cache: Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    /// The current value first, then the previous one if there is one.
+    values: Arc<Vec<Secret>>,
+    read_at: Instant,
+}
+
+impl Secrets {
+    pub fn new(config: &aws_config::SdkConfig, arn: &str) -> Secrets {
+        Secrets {
+            client: aws_sdk_secretsmanager::Client::new(config),
+            arn: arn.to_owned(),
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The values to check a signature against: cached, unless older than [`MAX_AGE`].
+    pub async fn values(&self) -> anyhow::Result<Arc<Vec<Secret>>> {
+        self.cached_within(MAX_AGE).await
+    }
+
+    /// After a signature matched none of `values()`: the values read again if the cache is older than
+    /// [`RECHECK_AFTER`], otherwise `None` (asking again so soon would find the same).
+    pub async fn reread(&self) -> anyhow::Result<Option<Arc<Vec<Secret>>>> {
+        if self.age().is_some_and(|age| age < RECHECK_AFTER) {
+            return Ok(None);
+        }
+        self.cached_within(Duration::ZERO).await.map(Some)
+    }
+
+    fn age(&self) -> Option<Duration> {
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.as_ref().map(|cached| cached.read_at.elapsed())
+    }
+
+    async fn cached_within(&self, age: Duration) -> anyhow::Result<Arc<Vec<Secret>>> {
+        {
+            let cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(cached) = cache
+                .as_ref()
+                .filter(|cached| cached.read_at.elapsed() < age)
+            {
+                return Ok(cached.values.clone());
+            }
+        }
+        let (current, previous) = tokio::join!(self.stage("AWSCURRENT"), self.stage("AWSPREVIOUS"));
+        let current = current?.with_context(|| {
+            format!(
+                "the secret {} has no AWSCURRENT value (PROMOTE_WEBHOOK_SECRET_ARN): put the GitHub webhook secret in it",
+                self.arn
+            )
+        })?;
+        let values = Arc::new(
+            std::iter::once(current)
+                .chain(previous?)
+                .collect::<Vec<_>>(),
+        );
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Cached {
+            values: values.clone(),
+            read_at: Instant::now(),
+        });
+        Ok(values)
+    }
+
+    /// The value under `stage`, `None` when no version has that stage.
+    async fn stage(&self, stage: &str) -> anyhow::Result<Option<Secret>> {
+        let answer = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.arn)
+            .version_stage(stage)
+            .send()
+            .await;
+        let value = match answer {
+            Ok(value) => value,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception())
+                    && stage != "AWSCURRENT" =>
+            {
+                return Ok(None);
+            }
+            Err(error) => {
+                return Err(crate::aws::sdk_error(error)).with_context(|| {
+                    format!(
+                        "cannot read the webhook secret {} ({stage}; PROMOTE_WEBHOOK_SECRET_ARN)",
+                        self.arn
+                    )
+                });
+            }
+        };
+        let text = value.secret_string().with_context(|| {
+            format!(
+                "the secret {} ({stage}) holds binary data: store the GitHub webhook secret as its string",
+                self.arn
+            )
+        })?;
+        Ok(Some(Secret::new(text.to_owned())))
+    }
+}
