@@ -107,6 +107,16 @@ pub enum Command {
     /// already has are skipped; if TARGET's tag is already on the source digest nothing is copied.
     #[command(after_help = crate::exit::TABLE)]
     Copy(CopyArgs),
+
+    /// Which recorded release each container of the ECS service runs, from which commit, promoted and
+    /// deployed when, checked against the ledger and the production registry (exit 3 on drift).
+    #[command(after_help = crate::exit::TABLE)]
+    Status(StatusArgs),
+
+    /// Check every recorded release against the registries: its production tag still on the recorded digest
+    /// (exit 3 if not), the staging image of its commit still there; pending and unreadable items listed.
+    #[command(after_help = crate::exit::TABLE)]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -175,7 +185,7 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    fn table(&self) -> Result<String, Usage> {
+    pub(crate) fn table(&self) -> Result<String, Usage> {
         required_text(
             self.table.clone(),
             "PROMOTE_TABLE",
@@ -259,7 +269,7 @@ fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Resu
 
 /// A text setting that must be given, and not blank: an empty variable in a buildspec is a mistake, not a
 /// choice (an empty PROMOTE_TABLE would otherwise fail only after messages were received).
-fn required_text(
+pub(crate) fn required_text(
     value: Option<String>,
     variable: &str,
     flag: &str,
@@ -474,6 +484,40 @@ pub struct ShowArgs {
     pub ledger: LedgerArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The ECS cluster of the production service (name or ARN).
+    #[arg(long, env = "PROMOTE_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// The production ECS service (name or ARN).
+    #[arg(long, env = "PROMOTE_SERVICE")]
+    pub service: Option<String>,
+
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+}
+
 pub async fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_release(args).await,
@@ -482,6 +526,8 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::History(args) => history(args).await,
         Command::Show(args) => show(args).await,
         Command::Copy(args) => copy(args).await,
+        Command::Status(args) => crate::commands::status::status(args).await,
+        Command::Audit(args) => crate::commands::audit::audit(args).await,
     }
 }
 

@@ -2,10 +2,13 @@
 //!
 //! The modules follow a release's path: `intake` (queue message → release), `resolve` (release → commit →
 //! staging image), `registry` (the copy), `ledger` (the record), `deploy_files` (what ECS deploys), and
-//! `promote`, which runs them in order.
+//! `promote`, which runs them in order. `status` and `audit` check what production runs and holds against
+//! the ledger.
 
+pub mod audit;
 pub mod aws;
 pub mod cli;
+pub mod commands;
 pub mod deploy_files;
 pub mod exit;
 pub mod history;
@@ -16,4 +19,5 @@ pub mod outside;
 pub mod promote;
 pub mod registry;
 pub mod resolve;
+pub mod status;
 pub mod timestamp;
