@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use aws::{Counts, MAX_RECEIVE_COUNT, Queue, Received, Table};
+pub use aws::{Counts, Ecs, MAX_RECEIVE_COUNT, Queue, Received, Table};
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
 pub use github::{
