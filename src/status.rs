@@ -1033,6 +1033,20 @@ mod tests {
             assert!(finding.contains(named), "names {named}: {finding}");
         }
         assert!(report.deployments[0].containers[0].release.is_none());
+        assert_eq!(report.notes, Vec::<String>::new());
+
+        // An unreadable ledger item might have been its release: said, for `audit` to list.
+        let mut damaged = ledger();
+        damaged.unreadable.push(crate::ledger::Unreadable {
+            table: "releases".into(),
+            tag: "v0.9.0".into(),
+            problem: "field commit is missing".into(),
+        });
+        let notes = super::report(&pointed, &damaged, &production).notes;
+        assert!(
+            notes.len() == 1 && notes[0].contains("ecr-promote audit"),
+            "{notes:?}"
+        );
 
         for (image, says) in [
             (format!("{STAGING}/api:latest"), "it is a staging image"),
