@@ -477,6 +477,28 @@ fn rollbacks(deployments: &[DeploymentStatus], records: &[Record]) -> Vec<String
     notes
 }
 
+/// The service's deployments; a blue/green (CodeDeploy) service has task sets instead, read the same way
+/// (PRIMARY, ACTIVE or DRAINING, its stability for the rollout).
+fn deployments_of(service: &aws_sdk_ecs::types::Service) -> Vec<Deployment> {
+    let deployments = service.deployments().iter().map(|d| Deployment {
+        id: d.id().unwrap_or_default().to_owned(),
+        status: d.status().unwrap_or_default().to_owned(),
+        task_definition: d.task_definition().unwrap_or_default().to_owned(),
+        rollout_state: d.rollout_state().map(|s| s.as_str().to_owned()),
+        desired_count: d.desired_count(),
+        running_count: d.running_count(),
+    });
+    let task_sets = service.task_sets().iter().map(|s| Deployment {
+        id: s.id().unwrap_or_default().to_owned(),
+        status: s.status().unwrap_or_default().to_owned(),
+        task_definition: s.task_definition().unwrap_or_default().to_owned(),
+        rollout_state: s.stability_status().map(|s| s.as_str().to_owned()),
+        desired_count: s.computed_desired_count(),
+        running_count: s.running_count(),
+    });
+    deployments.chain(task_sets).collect()
+}
+
 /// The ECS calls `status` makes, all reads.
 pub struct Ecs {
     client: aws_sdk_ecs::Client,
@@ -528,18 +550,13 @@ impl Ecs {
                 }
             );
         };
-        let deployments: Vec<Deployment> = found
-            .deployments()
-            .iter()
-            .map(|d| Deployment {
-                id: d.id().unwrap_or_default().to_owned(),
-                status: d.status().unwrap_or_default().to_owned(),
-                task_definition: d.task_definition().unwrap_or_default().to_owned(),
-                rollout_state: d.rollout_state().map(|s| s.as_str().to_owned()),
-                desired_count: d.desired_count(),
-                running_count: d.running_count(),
-            })
-            .collect();
+        let deployments = deployments_of(found);
+        if deployments.is_empty() {
+            bail!(
+                "ECS reports no deployment or task set for service {name} in cluster {cluster}: nothing runs to \
+                 check (is it the production service? check PROMOTE_SERVICE)"
+            );
+        }
         let arns: BTreeSet<&str> = deployments
             .iter()
             .map(|d| d.task_definition.as_str())
@@ -1087,6 +1104,51 @@ mod tests {
                 assert!(finding.contains(named), "names {named}: {finding}");
             }
         }
+    }
+
+    #[test]
+    fn a_blue_green_service_s_task_sets_are_its_deployments() {
+        use aws_sdk_ecs::types::{StabilityStatus, TaskSet};
+        let task_set = |id: &str, status: &str, revision: u32| {
+            TaskSet::builder()
+                .id(id)
+                .status(status)
+                .task_definition(task_definition_arn(revision))
+                .computed_desired_count(2)
+                .running_count(1)
+                .stability_status(StabilityStatus::Stabilizing)
+                .build()
+        };
+        let service = aws_sdk_ecs::types::Service::builder()
+            .service_name("shop-api")
+            .task_sets(task_set("ecs-svc/green", "PRIMARY", 2))
+            .task_sets(task_set("ecs-svc/blue", "ACTIVE", 1))
+            .build();
+
+        let deployments = deployments_of(&service);
+
+        let seen: Vec<(&str, &str, &str)> = deployments
+            .iter()
+            .map(|d| {
+                (
+                    d.id.as_str(),
+                    d.status.as_str(),
+                    family_revision(&d.task_definition),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("ecs-svc/green", "PRIMARY", "shop-api:2"),
+                ("ecs-svc/blue", "ACTIVE", "shop-api:1")
+            ]
+        );
+        assert_eq!(deployments[0].rollout_state.as_deref(), Some("STABILIZING"));
+        assert_eq!(
+            (deployments[0].desired_count, deployments[0].running_count),
+            (2, 1)
+        );
     }
 
     #[test]
