@@ -137,6 +137,32 @@ async fn status_names_the_release_a_clean_service_runs() {
 }
 
 #[tokio::test]
+async fn a_pinned_digest_deploy_is_matched_to_its_release_by_digest() {
+    let pipeline = Pipeline::start().await;
+    let image = pipeline.stage(COMMIT).await;
+    let outcome = run(pipeline
+        .promote_command()
+        .args(["--tag", "v1.0.0", "--commit", COMMIT])
+        .env("PROMOTE_PIN_DIGEST", "true"))
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let pinned = deployed_image(&pipeline);
+    assert_eq!(
+        pinned,
+        format!("{}@{}", pipeline.target_repository(), image.digest())
+    );
+    service_running(&pipeline, &pinned).await;
+
+    let outcome = run(status(&pipeline).arg("--json")).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let release = &parse_json(&outcome)["deployments"][0]["containers"][0]["release"];
+    assert_eq!(release["tag"], "v1.0.0", "{release}");
+    assert_eq!(release["matched_by"], "digest", "{release}");
+    assert_eq!(release["production_digest"], image.digest(), "{release}");
+}
+
+#[tokio::test]
 async fn a_rollback_to_an_earlier_revision_names_its_release_and_is_not_drift() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(OTHER_COMMIT).await;
