@@ -16,6 +16,13 @@ Each role is then checked under each value of the conditions that change it, aga
 CloudFormation would create it; statements that serve CodeBuild rather than the code (its image, its log,
 the pipeline artifacts) are named in PLATFORM with the reason. README's IAM block must equal the build role's.
 
+`status` is an operator's command, run from a laptop or a console shell to see what production runs; the
+build never runs it. Its ECS reads (OPERATOR_SOURCES) are therefore not granted to the build role, which
+would then hold actions its work does not use, but to README's read-only operator policy (the ```json
+block under "### A read-only operator policy"): its statement ReadService must equal the ECS calls in
+OPERATOR_SOURCES, and every action of that policy must be a read (OPERATOR_READS: the ledger and registry
+reads `status`, `audit`, `history` and `show` make through the modules they share with the build).
+
 Another binary's role is checked the same way. For the webhook Lambda, when deploy/webhook.yml lands:
 `sdk_calls(rust_files(WEBHOOK_SOURCES))` gives its calls (on the webhook branch: codepipeline:
 StartPipelineExecution, dynamodb:GetItem and PutItem, secretsmanager:GetSecretValue, sqs:SendMessage), to
@@ -34,7 +41,13 @@ from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 
 # The webhook Lambda's code, which runs under its own role in deploy/webhook.yml, never the build role.
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
-BUILD_EXCLUDES = WEBHOOK_SOURCES
+# `status`, which only an operator runs: its SDK calls go to README's operator policy, not the build role.
+OPERATOR_SOURCES = ["src/status.rs", "src/commands/status.rs"]
+BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES
+# What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for
+# `show`) and the registries (the token, manifests, tag lists). No write, so the policy is safe to hand out.
+OPERATOR_READS = {"dynamodb:Scan", "dynamodb:GetItem", "ecr:GetAuthorizationToken", "ecr:BatchGetImage",
+                  "ecr:ListImages"}
 
 # The IAM action(s) ECR checks for each Distribution API request, as its documentation names them for
 # pulling and pushing with a Docker/OCI client. An upload session URL is the Location ECR hands out.
@@ -80,7 +93,8 @@ PLATFORM = {
 
 def rust_files(roots, excludes=()):
     for root in roots:
-        for path in sorted((REPO / root).rglob("*.rs")):
+        top = REPO / root
+        for path in [top] if top.is_file() else sorted(top.rglob("*.rs")):
             relative = path.relative_to(REPO).as_posix()
             if not any(relative == e or relative.startswith(e.rstrip("/") + "/") for e in excludes):
                 # Unit tests call the code under test with fixtures, not AWS.
@@ -257,16 +271,38 @@ def check_staging_side(registry: dict):
             registry["source"], "change its actions or the code")
 
 
-def check_readme(shown: dict):
+def readme_policy(heading: str) -> dict:
+    """Sid → actions of the first ```json block under `heading` in README.md (up to the next heading of its
+    level or above)."""
     text = (REPO / "README.md").read_text()
-    section = re.search(r"^## IAM permissions\n(.*?)^## ", text, re.S | re.M)
+    level = heading.split(" ")[0]
+    # Up to the next heading of this level or above (the page's one `# ` title aside, so that a shell comment
+    # in a code block does not end the section).
+    section = re.search(rf"^{re.escape(heading)}\n(.*?)(?=^#{{2,{len(level)}}} )", text, re.S | re.M)
     block = section and re.search(r"```json\n(.*?)```", section.group(1), re.S)
     if not block:
-        raise CheckFailed("README.md: no ```json block under \"## IAM permissions\"")
+        raise CheckFailed(f"README.md: no ```json block under \"{heading}\"")
     readme = {}
     for statement in json.loads(block.group(1))["Statement"]:
         actions = statement["Action"]
         readme[statement["Sid"]] = set([actions] if isinstance(actions, str) else actions)
+    return readme
+
+
+def check_operator_policy(calls: set):
+    heading = "### A read-only operator policy"
+    readme = readme_policy(heading)
+    fix = f"change README's block under \"{heading}\" or the code"
+    compare(f"README.md, \"{heading}\", statement ReadService", readme.get("ReadService", set()), calls, fix,
+            needed_by=f"the code in {', '.join(OPERATOR_SOURCES)}")
+    others = union(actions for sid, actions in readme.items() if sid != "ReadService")
+    if others - OPERATOR_READS:
+        raise CheckFailed(f"README.md, \"{heading}\": grants {sorted(others - OPERATOR_READS)}, which are not "
+                          f"among the reads an operator needs ({sorted(OPERATOR_READS)}): {fix}")
+
+
+def check_readme(shown: dict):
+    readme = readme_policy("## IAM permissions")
     for sid in sorted(set(readme) | set(shown)):
         compare(f"README.md, \"IAM permissions\", statement {sid}", readme.get(sid, set()), shown.get(sid, set()),
                 "make README's block equal deploy/production.yml's BuildRole (without SourceRoleArn)",
@@ -279,8 +315,10 @@ def check() -> str:
     registry = registry_calls(files)
     check_readme(check_build_role(calls, registry))
     check_staging_side(registry)
+    operator = sdk_calls(rust_files(OPERATOR_SOURCES))
+    check_operator_policy(operator)
     return (f"grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
-            f"target {sorted(registry['target'])}")
+            f"target {sorted(registry['target'])}; operator {sorted(operator)}")
 
 
 if __name__ == "__main__":

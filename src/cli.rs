@@ -119,6 +119,16 @@ pub enum Command {
     /// already has are skipped; if TARGET's tag is already on the source digest nothing is copied.
     #[command(after_help = crate::exit::TABLE)]
     Copy(CopyArgs),
+
+    /// Which recorded release each container of the ECS service runs, from which commit, promoted and
+    /// deployed when, checked against the ledger and the production registry (exit 3 on drift).
+    #[command(after_help = crate::exit::TABLE)]
+    Status(StatusArgs),
+
+    /// Check every recorded release against the registries: its production tag still on the recorded digest
+    /// (exit 3 if not), the staging image of its commit still there; pending and unreadable items listed.
+    #[command(after_help = crate::exit::TABLE)]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -472,6 +482,40 @@ pub struct ShowArgs {
     pub ledger: LedgerArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The ECS cluster of the production service (name or ARN).
+    #[arg(long, env = "PROMOTE_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// The production ECS service (name or ARN).
+    #[arg(long, env = "PROMOTE_SERVICE")]
+    pub service: Option<String>,
+
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+}
+
 pub async fn execute(cli: Cli) -> Result<()> {
     let stall = cli.stall();
     match cli.command {
@@ -483,5 +527,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::History(args) => commands::ledger::history(args, stall).await,
         Command::Show(args) => commands::ledger::show(args, stall).await,
         Command::Copy(args) => commands::copy::copy(args, stall).await,
+        Command::Status(args) => commands::status::status(args, stall).await,
+        Command::Audit(args) => commands::audit::audit(args, stall).await,
     }
 }

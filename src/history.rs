@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::ledger::{Record, ReleaseState, Releases};
 
-fn short(text: &str, length: usize) -> &str {
+pub fn short(text: &str, length: usize) -> &str {
     &text[..text.len().min(length)]
 }
 
@@ -61,23 +61,34 @@ pub fn table(releases: &Releases) -> String {
         row[1] = "unreadable".into();
         row
     }));
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    let mut out = columns(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
+    for item in &releases.unreadable {
+        let _ = writeln!(out, "unreadable {}: {}", item.tag, item.problem);
+    }
+    out
+}
+
+/// Rows (the header first) in columns aligned by padding, one line each, without trailing blanks.
+pub fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.as_ref().iter().enumerate() {
+            let width = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(w) => *w = (*w).max(width),
+                None => widths.push(width),
+            }
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in rows {
         let cells: Vec<String> = row
+            .as_ref()
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(cell, width)| format!("{cell:width$}"))
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    for item in &releases.unreadable {
-        let _ = writeln!(out, "unreadable {}: {}", item.tag, item.problem);
     }
     out
 }

@@ -160,6 +160,11 @@ impl Record {
         self.deploys.iter().map(|d| d.deployed_at.as_str()).max()
     }
 
+    /// When ecr-promote last sent the release to production: its last deploy, else its promotion.
+    pub fn last_shipped_at(&self) -> Option<&str> {
+        self.last_deployed_at().or(self.promoted_at.as_deref())
+    }
+
     /// How this release orders against others, as [`crate::intake::Release::precedence`] does.
     pub fn precedence(&self) -> crate::intake::github::Precedence {
         (self.published_at, self.release_id)

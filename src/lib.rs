@@ -2,8 +2,10 @@
 //!
 //! The modules follow a release's path: `intake` (queue message → release), `resolve` (release → commit →
 //! staging image), `registry` (the copy), `ledger` (the record), `deploy_files` (what ECS deploys), and
-//! `promote`, which runs them in order.
+//! `promote`, which runs them in order. `status` and `audit` check what production runs and holds against
+//! the ledger.
 
+pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod commands;
@@ -17,5 +19,6 @@ pub mod outside;
 pub mod promote;
 pub mod registry;
 pub mod resolve;
+pub mod status;
 pub mod timestamp;
 pub mod webhook;

@@ -92,6 +92,24 @@ fn names_commit(tag: &str, commit: &str) -> bool {
     tag.len() >= 7 && is_hex(&tag) && (commit.starts_with(&tag) || tag.starts_with(commit))
 }
 
+/// Which of `tags` names `commit`: the commit itself, else the one tag that abbreviates it. Several
+/// abbreviations are ambiguous: they are returned as the error, for the caller to name.
+pub fn commit_tag<'a>(tags: &'a [String], commit: &str) -> Result<Option<&'a str>, Vec<&'a str>> {
+    if let Some(exact) = tags.iter().find(|tag| *tag == commit) {
+        return Ok(Some(exact));
+    }
+    let matching: Vec<&str> = tags
+        .iter()
+        .filter(|tag| names_commit(tag, commit))
+        .map(String::as_str)
+        .collect();
+    match matching.as_slice() {
+        [] => Ok(None),
+        [tag] => Ok(Some(tag)),
+        _ => Err(matching),
+    }
+}
+
 /// The staging image of `commit`: the tag equal to it, or the one tag that abbreviates it. `replica`: the
 /// staging repository is in the production registry — a replica ECR fills asynchronously — so a missing image
 /// may simply not have arrived yet.
@@ -106,30 +124,22 @@ pub async fn staging_image(
         return Ok(exact);
     }
     let tags = source.tags(&repository.name).await?;
-    let matching: Vec<&String> = tags
-        .iter()
-        .filter(|tag| names_commit(tag, commit))
-        .collect();
-    match matching.as_slice() {
-        [tag] => Ok(repository.at(Pointer::Tag((*tag).clone()))),
-        [] if replica => bail!(
+    match commit_tag(&tags, commit) {
+        Ok(Some(tag)) => Ok(repository.at(Pointer::Tag(tag.to_owned()))),
+        Ok(None) if replica => bail!(
             "no staging image for commit {commit} in {repository} yet: it is in the production registry, so if it \
              is a replica of the staging repository, replication may not have copied the image yet (it is \
              asynchronous) — run the pipeline again in a few minutes; the release stays on the queue. If it has \
              not arrived after that, did the staging build push it?"
         ),
-        [] => bail!(
+        Ok(None) => bail!(
             "no staging image for commit {commit} in {repository}: no tag equals the commit or abbreviates it \
              (7+ hex characters); did the staging build push it?"
         ),
-        several => bail!(
+        Err(several) => bail!(
             "several staging images could be commit {commit} in {repository}: tags {}; delete the wrong ones \
              or give the full commit",
-            several
-                .iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            several.join(", ")
         ),
     }
 }
@@ -227,5 +237,20 @@ mod tests {
         );
         assert!(!names_commit("3f2a9c2", COMMIT));
         assert!(!names_commit("latest", COMMIT));
+    }
+
+    #[test]
+    fn the_commit_tag_is_the_commit_else_its_one_abbreviation() {
+        let tags = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let exact = tags(&["latest", "3f2a9c1", COMMIT]);
+        assert_eq!(commit_tag(&exact, COMMIT), Ok(Some(COMMIT)));
+        let short = tags(&["latest", "3f2a9c1", "0b9c8d7"]);
+        assert_eq!(commit_tag(&short, COMMIT), Ok(Some("3f2a9c1")));
+        assert_eq!(commit_tag(&tags(&["latest"]), COMMIT), Ok(None));
+        let several = tags(&["3f2a9c1", "3f2a9c1e"]);
+        assert_eq!(
+            commit_tag(&several, COMMIT),
+            Err(vec!["3f2a9c1", "3f2a9c1e"])
+        );
     }
 }

@@ -378,12 +378,7 @@ impl<'a> Promoter<'a> {
     /// re-run pipeline does not undo the rollback.
     pub async fn latest_recorded(&self) -> Result<Option<Promotion>> {
         let releases = self.ledger.releases().await?.done();
-        let deployed_at = |r: &Record| {
-            r.last_deployed_at()
-                .or(r.promoted_at.as_deref())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let deployed_at = |r: &Record| r.last_shipped_at().unwrap_or_default().to_owned();
         match releases.into_iter().max_by_key(deployed_at) {
             Some(record) => Ok(Some(self.verified(record).await?)),
             None => Ok(None),

@@ -9,6 +9,7 @@ mod parsers;
 mod release_ops;
 mod run;
 mod secrets;
+mod status;
 mod support;
 mod webhook;
 mod world;

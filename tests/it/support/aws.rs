@@ -1,5 +1,6 @@
-//! The test side's own SQS and DynamoDB clients, pointed at the world's moto: they set up the
-//! queue and the ledger table the binary uses, and read back what it left there.
+//! The test side's own SQS, DynamoDB and ECS clients, pointed at the world's moto: they set up the
+//! queue, the ledger table and the production service the binary uses, and read back what it left
+//! there.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -301,6 +302,68 @@ impl Table {
             .send()
             .await
             .expect("put an item");
+    }
+}
+
+/// A production ECS cluster in moto, in which the tests register task definitions and create
+/// services as a deploy stage would.
+pub struct Ecs {
+    client: aws_sdk_ecs::Client,
+    pub cluster: String,
+}
+
+impl Ecs {
+    pub async fn create(moto: &Moto, cluster: &str) -> Ecs {
+        let client = aws_sdk_ecs::Client::new(&config(moto));
+        client
+            .create_cluster()
+            .cluster_name(cluster)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create cluster {cluster}: {error:?}"));
+        Ecs {
+            client,
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// Registers the next revision of task definition `family`, each container `(name, image)`;
+    /// returns its ARN.
+    pub async fn register(&self, family: &str, containers: &[(&str, &str)]) -> String {
+        let mut request = self.client.register_task_definition().family(family);
+        for (name, image) in containers {
+            request = request.container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name(*name)
+                    .image(*image)
+                    .memory(512)
+                    .essential(true)
+                    .build(),
+            );
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("register task definition {family}: {error:?}"))
+            .task_definition()
+            .and_then(|definition| definition.task_definition_arn())
+            .expect("a task definition ARN")
+            .to_string()
+    }
+
+    /// Creates service `name` whose deployment runs `task_definition` (an ARN). moto's
+    /// UpdateService does not start a new deployment, so a service on another revision is created
+    /// on it.
+    pub async fn create_service(&self, name: &str, task_definition: &str) {
+        self.client
+            .create_service()
+            .cluster(&self.cluster)
+            .service_name(name)
+            .task_definition(task_definition)
+            .desired_count(2)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create service {name}: {error:?}"));
     }
 }
 

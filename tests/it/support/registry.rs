@@ -352,6 +352,25 @@ impl Registry {
             .await
     }
 
+    /// Deletes the manifest under `tag` and every tag on it, as an ECR lifecycle policy expiring
+    /// the image would.
+    pub async fn delete_image(&self, repo: &str, tag: &str) {
+        let digest = self
+            .manifest_digest(repo, tag)
+            .await
+            .unwrap_or_else(|| panic!("no {repo}:{tag} to delete"));
+        let response = self
+            .request(Method::DELETE, &format!("/v2/{repo}/manifests/{digest}"))
+            .send()
+            .await
+            .expect("delete a manifest");
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "delete {repo}@{digest}"
+        );
+    }
+
     /// True when every blob of `image` is in `repo`.
     pub async fn has_blobs_of(&self, repo: &str, image: &Image) -> bool {
         for digest in image.blob_digests() {
