@@ -434,3 +434,30 @@ async fn a_copy_within_one_registry_mounts_every_blob_and_moves_no_bytes() {
     );
     assert_holds(&world.production, "api", RELEASE, &image).await;
 }
+
+/// A target named by a digest that is not the source's: said to be a digest mismatch, not a tag that
+/// would move, and nothing is written.
+#[tokio::test]
+async fn a_target_digest_that_is_not_the_sources_is_named_as_such() {
+    let world = World::start().await;
+    let image = Image::random(&[10_000], Flavour::Oci);
+    world.staging.push_image("api", COMMIT, &image).await;
+    let wrong = format!("sha256:{}", "0".repeat(64));
+
+    let outcome = copy(
+        &world,
+        &world.staging.reference(&format!("api:{COMMIT}")),
+        &world.production.reference(&format!("api@{wrong}")),
+        &[],
+    )
+    .await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    assert!(
+        error.contains(&format!("names digest {wrong}")) && error.contains(&image.digest()),
+        "{error}"
+    );
+    assert!(!error.contains("refusing to move tag"), "{error}");
+    assert_eq!(world.production.writes(), Vec::new());
+}

@@ -902,6 +902,50 @@ async fn signatures_are_copied_with_their_image_when_asked_for() {
     pipeline.assert_queue_empty().await;
 }
 
+/// A multi-platform image signed recursively: the index and each platform's manifest carry their own
+/// signatures, and every one of them travels to production with the release.
+#[tokio::test]
+async fn every_platform_of_a_signed_index_keeps_its_signature() {
+    let pipeline = Pipeline::start().await;
+    let amd64 = Image::random(&[20_000], crate::support::Flavour::Oci);
+    let arm64 = Image::random(&[20_000], crate::support::Flavour::Oci);
+    let index = crate::support::Index::of(&[(&amd64, "linux/amd64"), (&arm64, "linux/arm64")]);
+    let staging = &pipeline.world.staging;
+    staging.push_index(REPOSITORY, COMMIT, &index).await;
+    let signer = pipeline.source_repository();
+    let mut signatures = Vec::new();
+    for (digest, tag) in [
+        (
+            index.digest(),
+            format!("{}.sig", index.digest().replace(':', "-")),
+        ),
+        (amd64.digest(), amd64.cosign_signature_tag()),
+        (arm64.digest(), arm64.cosign_signature_tag()),
+    ] {
+        let signed = if digest == amd64.digest() {
+            &amd64
+        } else {
+            &arm64
+        };
+        let signature = signed.cosign_signature(&signer);
+        staging.push_image(REPOSITORY, &tag, &signature).await;
+        signatures.push((tag, signature));
+    }
+
+    let outcome = run(pipeline
+        .promote_command()
+        .args(["--tag", "v3.0.0", "--commit", COMMIT])
+        .env("PROMOTE_WITH_REFERRERS", "true"))
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    for (tag, signature) in &signatures {
+        pipeline
+            .assert_in_production(REPOSITORY, tag, signature)
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn pipeline_variables_and_a_codebuild_tag_webhook_name_the_release_without_a_queue() {
     let pipeline = Pipeline::start().await;

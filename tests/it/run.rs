@@ -258,6 +258,37 @@ async fn a_release_on_a_branch_is_resolved_through_its_tag_in_the_checkout() {
     pipeline.assert_queue_empty().await;
 }
 
+/// A release tag in the checkout that points at a blob names no commit: said so, and the message kept.
+#[tokio::test]
+async fn a_release_tag_on_a_blob_is_said_to_name_no_commit() {
+    let pipeline = Pipeline::start().await;
+    let checkout = pipeline.world.dir().join("checkout");
+    std::fs::create_dir(&checkout).expect("create the checkout");
+    git(&checkout, &["init", "--quiet", "--initial-branch=master"]);
+    git(
+        &checkout,
+        &["commit", "--quiet", "--allow-empty", "-m", "base"],
+    );
+    std::fs::write(checkout.join("notes.txt"), "not a commit").expect("write a file");
+    let blob = git(&checkout, &["hash-object", "-w", "notes.txt"]);
+    git(&checkout, &["tag", RELEASE, &blob]);
+    let message = pipeline.queue_release(RELEASE, "master").await;
+
+    let outcome = run_step(
+        &pipeline,
+        &[("CODEBUILD_SRC_DIR", checkout.to_str().expect("UTF-8 path"))],
+    )
+    .await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        outcome.error_line().contains("names no commit"),
+        "{}",
+        outcome.error_line()
+    );
+    pipeline.assert_kept(&[&message]).await;
+}
+
 #[tokio::test]
 async fn a_release_on_a_branch_without_a_checkout_is_named_and_kept() {
     let pipeline = Pipeline::start().await;
