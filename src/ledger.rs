@@ -602,6 +602,11 @@ impl Ledger {
 
     /// The record of `tag`; an item that is not a valid record is an [`Unreadable`] error.
     pub async fn get(&self, tag: &str) -> Result<Option<Record>> {
+        Ok(self.read(tag).await?.map(|(record, _)| record))
+    }
+
+    /// One consistent GetItem.
+    async fn read_item(&self, tag: &str) -> Result<Option<Item>> {
         let answer = self
             .client
             .get_item()
@@ -612,11 +617,29 @@ impl Ledger {
             .await
             .map_err(crate::aws::sdk_error)
             .with_context(|| self.context(&format!("reading release {tag}"), "dynamodb:GetItem"))?;
-        match answer.item() {
-            None => Ok(None),
-            Some(item) => Ok(Some(
-                from_item(item).map_err(|problem| self.unreadable(tag, problem))?,
-            )),
+        Ok(answer.item().cloned())
+    }
+
+    /// The record under `tag`, with the item it was read from. An item that does not read as a record is read
+    /// once more before it is called unreadable: DynamoDB never shows an item half-written, but moto (the
+    /// local world's stand-in) applies an update attribute by attribute, and a read racing a claim can see
+    /// the tag with only some of its fields.
+    async fn read(&self, tag: &str) -> Result<Option<(Record, Item)>> {
+        let mut item = self.read_item(tag).await?;
+        let mut second_look = false;
+        loop {
+            let Some(found) = item else {
+                return Ok(None);
+            };
+            match from_item(&found) {
+                Ok(record) => return Ok(Some((record, found))),
+                Err(problem) if second_look => return Err(self.unreadable(tag, problem).into()),
+                Err(_) => {
+                    second_look = true;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    item = self.read_item(tag).await?;
+                }
+            }
         }
     }
 
@@ -647,29 +670,9 @@ impl Ledger {
         );
         let result = self.update(&record.tag_name, update, condition).await;
         self.refused_or(record, result, "claiming").await?;
-        let held = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("tag_name", string(&record.tag_name))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)
-            .with_context(|| {
-                self.context(
-                    &format!("reading back the claim of {}", record.tag_name),
-                    "dynamodb:GetItem",
-                )
-            })?;
-        let item = held.item();
-        if item.and_then(|i| i.get("claim_token")) == Some(&string(&token)) {
-            return Ok(());
-        }
-        let existing = match item {
-            Some(item) => {
-                from_item(item).map_err(|problem| self.unreadable(&record.tag_name, problem))?
-            }
+        let existing = match self.read(&record.tag_name).await? {
+            Some((_, item)) if item.get("claim_token") == Some(&string(&token)) => return Ok(()),
+            Some((existing, _)) => existing,
             None => bail!(
                 "claiming release {} in table {}: the claim was deleted at once; run again",
                 record.tag_name,
