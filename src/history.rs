@@ -2,17 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::ledger::{Record, ReleaseState, Releases};
+use crate::ledger::{Record, Releases};
 
 pub fn short(text: &str, length: usize) -> &str {
     &text[..text.len().min(length)]
-}
-
-fn state(record: &Record) -> &'static str {
-    match record.state {
-        ReleaseState::Done => "done",
-        ReleaseState::Pending => "pending",
-    }
 }
 
 /// Every release for scripts: the records, then each unreadable item as `{tag_name, state: "unreadable",
@@ -46,7 +39,7 @@ pub fn table(releases: &Releases) -> String {
         .map(|r| {
             [
                 r.tag_name.clone(),
-                state(r).to_owned(),
+                r.state.as_str().to_owned(),
                 short(&r.commit, 7).to_owned(),
                 r.digest.short().to_owned(),
                 r.promoted_at.clone().unwrap_or_else(|| "-".into()),
@@ -100,7 +93,7 @@ pub fn release(record: &Record) -> String {
         let _ = writeln!(out, "{name:14} {value}");
     };
     line("tag", &record.tag_name);
-    line("state", state(record));
+    line("state", record.state.as_str());
     line("commit", &record.commit);
     line("digest", &record.digest.to_string());
     if let Some(name) = &record.release_name {
@@ -133,7 +126,7 @@ pub fn release(record: &Record) -> String {
             out,
             "  {}  {:8}  by {}  build {}",
             deploy.deployed_at,
-            format!("{:?}", deploy.kind).to_lowercase(),
+            deploy.kind.as_str(),
             deploy.initiator.as_deref().unwrap_or("-"),
             deploy.build_arn.as_deref().unwrap_or("-")
         );
@@ -144,7 +137,7 @@ pub fn release(record: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Deploy, DeployKind, Unreadable};
+    use crate::ledger::{Deploy, DeployKind, ReleaseState, Unreadable};
 
     fn record(tag: &str, deployed: Option<&str>) -> Record {
         let mut record = crate::ledger::example(tag);

@@ -44,7 +44,7 @@ pub enum DeployKind {
 }
 
 impl DeployKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             DeployKind::Promote => "promote",
             DeployKind::Redeploy => "redeploy",
@@ -74,7 +74,7 @@ pub enum ReleaseState {
 }
 
 impl ReleaseState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ReleaseState::Pending => "pending",
             ReleaseState::Done => "done",
@@ -569,7 +569,8 @@ fn claim_token() -> String {
     )
 }
 
-fn now() -> String {
+/// Now, as the ledger writes times: RFC 3339 UTC, whole seconds.
+pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 

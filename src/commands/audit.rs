@@ -48,7 +48,7 @@ fn render(report: &AuditReport, took: Duration) -> String {
         for image in &release.images {
             rows.push([
                 release.tag.clone(),
-                format!("{:?}", release.state).to_lowercase(),
+                release.state.as_str().to_owned(),
                 short(&release.commit, 7).to_owned(),
                 match image.containers.as_slice() {
                     [] => "-".to_owned(),

@@ -104,7 +104,7 @@ fn render(report: &StatusReport) -> String {
                     "  release {} ({}, found by {by}), commit {}\n  recorded {}; production tag {} {production}\n  \
                      last deployed by {}, build {}",
                     r.tag,
-                    format!("{:?}", r.state).to_lowercase(),
+                    r.state.as_str().to_owned(),
                     r.commit,
                     r.recorded_digest,
                     r.target_image,

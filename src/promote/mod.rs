@@ -6,14 +6,14 @@ pub mod run;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
 use crate::deploy_files::{DeployFiles, ImageDefinition};
 use crate::intake::Release;
 pub use crate::ledger::DeployKind;
-use crate::ledger::{Deploy, Image, Ledger, Record, ReleaseState};
+use crate::ledger::{Deploy, Image, Ledger, Record, ReleaseState, now};
 use crate::registry::{
     self, Connector, CopyOptions, Digest, Inspection, Pointer, Progress, Reference, Registry,
     RegistryError, Side, valid_tag,
@@ -84,10 +84,6 @@ pub struct Promoter<'a> {
     settings: Settings,
     connector: &'a Connector,
     ledger: &'a Ledger,
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 /// One image of a planned promotion: where it comes from, where it goes, and what both hold now.
