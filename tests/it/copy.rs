@@ -2,13 +2,9 @@
 //! themselves, through the support client, not only what the binary printed.
 
 use crate::support::{
-    Flavour, Image, Index, Outcome, PRODUCTION_ACCOUNT, RedirectingFront, Registry, Request,
-    STAGING_ACCOUNT, World, run,
+    COMMIT, Flavour, Image, Index, Outcome, PRODUCTION_ACCOUNT, RELEASE, RedirectingFront,
+    Registry, Request, STAGING_ACCOUNT, World, run,
 };
-
-/// A typical staging tag (a commit hash) and a release tag.
-const COMMIT: &str = "3f2a9c1";
-const RELEASE: &str = "v1.2.0";
 
 async fn copy(world: &World, source: &str, target: &str, flags: &[&str]) -> Outcome {
     run(world
@@ -22,9 +18,14 @@ async fn copy(world: &World, source: &str, target: &str, flags: &[&str]) -> Outc
 
 /// Copies staging `api:<COMMIT>` to production `api:<tag>`.
 async fn promote(world: &World, tag: &str, flags: &[&str]) -> Outcome {
+    copy_to_release(world, &format!("api:{COMMIT}"), tag, flags).await
+}
+
+/// Copies staging `<source>` (a repository with a tag or a digest) to production `api:<tag>`.
+async fn copy_to_release(world: &World, source: &str, tag: &str, flags: &[&str]) -> Outcome {
     copy(
         world,
-        &world.staging.reference(&format!("api:{COMMIT}")),
+        &world.staging.reference(source),
         &world.production.reference(&format!("api:{tag}")),
         flags,
     )
@@ -112,13 +113,7 @@ async fn copies_a_source_named_by_digest() {
     let image = Image::random(&[100_000], Flavour::Oci);
     let digest = world.staging.push_image("api", COMMIT, &image).await;
 
-    let outcome = copy(
-        &world,
-        &world.staging.reference(&format!("api@{digest}")),
-        &world.production.reference(&format!("api:{RELEASE}")),
-        &[],
-    )
-    .await;
+    let outcome = copy_to_release(&world, &format!("api@{digest}"), RELEASE, &[]).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     assert_holds(&world.production, "api", RELEASE, &image).await;
@@ -263,24 +258,9 @@ async fn a_missing_repository_is_named_with_its_account() {
         .push_image("api", COMMIT, &Image::random(&[1_000], Flavour::Oci))
         .await;
 
-    let outcome = copy(
-        &world,
-        &world.staging.reference(&format!("no-such-repo:{COMMIT}")),
-        &world.production.reference(&format!("api:{RELEASE}")),
-        &[],
-    )
-    .await;
+    let outcome = copy_to_release(&world, &format!("no-such-repo:{COMMIT}"), RELEASE, &[]).await;
 
-    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
-    let error = outcome.error_line();
-    assert!(
-        error.contains("no-such-repo"),
-        "names the repository: {error}"
-    );
-    assert!(
-        error.contains(STAGING_ACCOUNT),
-        "names the account: {error}"
-    );
+    outcome.assert_failed_naming(1, &["no-such-repo", STAGING_ACCOUNT]);
     assert_eq!(world.production.manifest("api", RELEASE).await, None);
 }
 
@@ -292,17 +272,9 @@ async fn a_missing_tag_is_named() {
         .push_image("api", COMMIT, &Image::random(&[1_000], Flavour::Oci))
         .await;
 
-    let outcome = copy(
-        &world,
-        &world.staging.reference("api:0000000"),
-        &world.production.reference(&format!("api:{RELEASE}")),
-        &[],
-    )
-    .await;
+    let outcome = copy_to_release(&world, "api:0000000", RELEASE, &[]).await;
 
-    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
-    let error = outcome.error_line();
-    assert!(error.contains("0000000"), "names the tag: {error}");
+    outcome.assert_failed_naming(1, &["0000000"]);
     assert_eq!(world.production.manifest("api", RELEASE).await, None);
 }
 

@@ -144,12 +144,7 @@ async fn killed_mid_copy_a_rerun_finishes_the_promotion() {
         .promote_command()
         .args(["--tag", RELEASE, "--commit", other]))
     .await;
-    assert_eq!(refused.code, 3, "{}", refused.stderr);
-    assert!(
-        refused.error_line().contains("claimed by a promotion"),
-        "{}",
-        refused.error_line()
-    );
+    refused.assert_failed_naming(3, &["claimed by a promotion"]);
     assert_eq!(
         production.writes().len(),
         writes,

@@ -4,11 +4,10 @@
 //! fails with a line naming the registry, and a rerun once it clears succeeds. A transfer that is
 //! slow but keeps moving is never cut off, however long it takes.
 
-use crate::support::{FaultyFront, Flavour, Image, Outcome, Registry, World, run};
-
-const COMMIT: &str = "3f2a9c1";
-const RELEASE: &str = "v1.2.0";
-const REPOSITORY: &str = "api";
+use crate::support::{
+    COMMIT, FaultyFront, Flavour, Image, Outcome, Pipeline, RELEASE, REPOSITORY, Registry, World,
+    run,
+};
 
 /// A world whose `registry` (staging or production) is reached through a faulty front.
 async fn world_with_faulty(production: bool) -> (World, FaultyFront) {
@@ -412,4 +411,28 @@ async fn a_short_copy_logs_no_progress() {
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     assert!(!outcome.stderr.contains("copying:"), "{}", outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aws_call_never_answered_is_given_up_and_retried() {
+    let pipeline = Pipeline::start().await;
+    let image = pipeline.stage(COMMIT).await;
+    pipeline.queue_release(RELEASE, COMMIT).await;
+    let front = FaultyFront::start(&pipeline.world.moto.url()).await;
+    // Every AWS call is a POST to `/`: the run's first one (SQS, ECR or DynamoDB) is never answered.
+    front.hang("POST", "/", 1);
+
+    let outcome = pipeline
+        .run_with(&[
+            ("AWS_ENDPOINT_URL", &front.url()),
+            ("PROMOTE_STALL_SECONDS", "1"),
+        ])
+        .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), 1, "one call was left unanswered");
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, &image)
+        .await;
+    pipeline.assert_queue_empty().await;
 }

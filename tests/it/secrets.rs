@@ -34,6 +34,20 @@ fn assert_no_secrets(what: &str, outcome: &Outcome) {
     }
 }
 
+/// `ecr-promote run` that knows the webhook secret.
+fn signed_run(pipeline: &Pipeline) -> tokio::process::Command {
+    let mut command = pipeline.run_command();
+    command.env("PROMOTE_WEBHOOK_SECRET", WEBHOOK_SECRET);
+    command
+}
+
+/// The body of GitHub's delivery of RELEASE of COMMIT being published.
+fn release_body() -> String {
+    ReleaseEvent::published(RELEASE, COMMIT)
+        .payload()
+        .to_string()
+}
+
 /// The command at debug level, as an engineer chasing a failure would run it, in both log formats;
 /// returns the outcomes.
 async fn run_verbosely(what: &str, command: impl Fn() -> tokio::process::Command) -> Vec<Outcome> {
@@ -54,9 +68,7 @@ async fn run_verbosely(what: &str, command: impl Fn() -> tokio::process::Command
 async fn a_signed_promotion_logged_at_debug_shows_no_secret() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    let body = ReleaseEvent::published(RELEASE, COMMIT)
-        .payload()
-        .to_string();
+    let body = release_body();
     for envelope in [Envelope::ApiGatewayV1, Envelope::ApiGatewayV2] {
         pipeline
             .queue
@@ -65,9 +77,8 @@ async fn a_signed_promotion_logged_at_debug_shows_no_secret() {
     }
 
     let outcomes = run_verbosely("a signed promotion", || {
-        let mut command = pipeline.run_command();
+        let mut command = signed_run(&pipeline);
         command
-            .env("PROMOTE_WEBHOOK_SECRET", WEBHOOK_SECRET)
             // The second run finds nothing pending and redeploys the release it recorded.
             .env("PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY", "true");
         command
@@ -102,9 +113,7 @@ async fn a_promotion_logged_at_trace_shows_no_registry_token() {
 async fn a_bad_or_missing_webhook_signature_is_refused_without_showing_the_secret() {
     let pipeline = Pipeline::start().await;
     pipeline.stage(COMMIT).await;
-    let body = ReleaseEvent::published(RELEASE, COMMIT)
-        .payload()
-        .to_string();
+    let body = release_body();
     pipeline
         .queue
         .send(&Envelope::ApiGatewayV1.wrap_signed("release", &body, "not-the-secret"))
@@ -114,12 +123,7 @@ async fn a_bad_or_missing_webhook_signature_is_refused_without_showing_the_secre
         .send(&Envelope::ApiGatewayV2.wrap("release", &body))
         .await;
 
-    let outcomes = run_verbosely("bad signatures", || {
-        let mut command = pipeline.run_command();
-        command.env("PROMOTE_WEBHOOK_SECRET", WEBHOOK_SECRET);
-        command
-    })
-    .await;
+    let outcomes = run_verbosely("bad signatures", || signed_run(&pipeline)).await;
 
     for outcome in &outcomes {
         assert_eq!(outcome.code, 4, "{}", outcome.stderr);
@@ -135,20 +139,13 @@ async fn a_registry_refusing_the_token_is_named_without_the_token() {
     );
     let pipeline = Pipeline::around(World::with_registries(staging, production).await).await;
     pipeline.stage(COMMIT).await;
-    let body = ReleaseEvent::published(RELEASE, COMMIT)
-        .payload()
-        .to_string();
+    let body = release_body();
     pipeline
         .queue
         .send(&Envelope::ApiGatewayV1.wrap_signed("release", &body, WEBHOOK_SECRET))
         .await;
 
-    let outcomes = run_verbosely("a refused token", || {
-        let mut command = pipeline.run_command();
-        command.env("PROMOTE_WEBHOOK_SECRET", WEBHOOK_SECRET);
-        command
-    })
-    .await;
+    let outcomes = run_verbosely("a refused token", || signed_run(&pipeline)).await;
 
     for outcome in &outcomes {
         assert_eq!(outcome.code, 1, "{}", outcome.stderr);

@@ -28,9 +28,7 @@ use tempfile::TempDir;
 pub use aws::{Counts, Ecs, MAX_RECEIVE_COUNT};
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
-pub use github::{
-    AUTHOR, DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature,
-};
+pub use github::{DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature};
 pub use image::{Flavour, Image, Index};
 pub use moto::Moto;
 pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
@@ -43,6 +41,17 @@ pub use webhook::{Delivery, FrontDoor, SHAPES, Shape, WEBHOOK_SECRET};
 pub const COMMIT: &str = "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a";
 /// The release most tests ship.
 pub const RELEASE: &str = "v1.2.0";
+/// A second commit, for a second release or a commit the release does not name.
+pub const OTHER_COMMIT: &str = "0b9c8d7e6f5a4b3c2d1e0f9a8c4d7b5e1c9a2f3e";
+
+/// The production pipeline's promotion build, and who started it, as CodeBuild sets them.
+pub const PROMOTE_BUILD_ARN: &str =
+    "arn:aws:codebuild:us-east-1:222222222222:build/promote:0f3a8e5c-6b1d-4f2a-9c7e-5d4b3a2f1e0d";
+pub const PIPELINE_INITIATOR: &str = "codepipeline/shop-production";
+/// An on-call engineer's rollback build, and the engineer.
+pub const ROLLBACK_BUILD_ARN: &str =
+    "arn:aws:codebuild:us-east-1:222222222222:build/promote:7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
+pub const ROLLBACK_INITIATOR: &str = "oncall-alice";
 
 /// An RFC 3339 time within the last few minutes.
 pub fn assert_recent(time: &serde_json::Value) {
@@ -55,6 +64,20 @@ pub fn assert_recent(time: &serde_json::Value) {
         .duration_since(parsed)
         .unwrap_or_else(|_| panic!("{text} is in the future"));
     assert!(age < Duration::from_secs(300), "{text} is {age:?} old");
+}
+
+/// A deploy entry of the ledger: `kind`, made just now by the given build and person.
+pub fn assert_deploy(deploy: &serde_json::Value, kind: &str, build_arn: &str, initiator: &str) {
+    assert_eq!(deploy["kind"], kind, "{deploy}");
+    assert_eq!(deploy["build_arn"], build_arn, "{deploy}");
+    assert_eq!(deploy["initiator"], initiator, "{deploy}");
+    assert_recent(&deploy["deployed_at"]);
+}
+
+/// The ledger's times have whole seconds: two records or deploys that must be ordered, or a rewrite
+/// that must show, are this far apart.
+pub async fn next_second() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 }
 
 pub const STAGING_ACCOUNT: &str = "111111111111";
@@ -180,6 +203,15 @@ impl Outcome {
             .lines()
             .find(|line| line.starts_with("error:"))
             .unwrap_or_else(|| panic!("no line starting `error:` on stderr:\n{}", self.stderr))
+    }
+
+    /// The run failed with `code`, and its error line names each of `named`.
+    pub fn assert_failed_naming(&self, code: i32, named: &[&str]) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        let error = self.error_line();
+        for named in named {
+            assert!(error.contains(named), "names {named}: {error}");
+        }
     }
 }
 

@@ -3,15 +3,17 @@
 //! `ecr-promote run` and `ecr-promote promote` at them.
 
 use std::path::PathBuf;
-
-use serde_json::Value;
-
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use super::aws::{Counts, Queue, Table};
-use super::github::{Envelope, ReleaseEvent};
+use super::github::{AUTHOR, Envelope, ReleaseEvent};
 use super::registry::Request;
-use super::{Flavour, Image, World};
+use super::{
+    Flavour, Image, Outcome, PIPELINE_INITIATOR, PROMOTE_BUILD_ARN, ROLLBACK_BUILD_ARN,
+    ROLLBACK_INITIATOR, World, assert_recent, run,
+};
 
 /// The repository name in both registries, and the ECS container that runs it.
 pub const REPOSITORY: &str = "api";
@@ -98,6 +100,37 @@ impl Pipeline {
         format!("{}:{tag}", self.target_repository())
     }
 
+    /// imagedefinitions.json deploying release `tag` of the one image to the one container.
+    pub fn imagedefinitions(&self, tag: &str) -> Value {
+        json!([{ "name": CONTAINER, "imageUri": self.production_image(tag) }])
+    }
+
+    /// Removes the deploy file, to see whether the next run writes one.
+    pub fn remove_imagedefinitions(&self) {
+        std::fs::remove_file(self.imagedefinitions_path()).expect("remove imagedefinitions.json");
+    }
+
+    /// The digest production's `api:<tag>` names, if any.
+    pub async fn production_digest(&self, tag: &str) -> Option<String> {
+        self.world.production.manifest_digest(REPOSITORY, tag).await
+    }
+
+    /// The ledger item of `tag`, which must exist.
+    pub async fn recorded(&self, tag: &str) -> Value {
+        self.table
+            .item(tag)
+            .await
+            .unwrap_or_else(|| panic!("no ledger item for {tag}"))
+    }
+
+    /// The deploy history of `tag`.
+    pub async fn deploys(&self, tag: &str) -> Vec<Value> {
+        self.recorded(tag).await["deploys"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no deploys list for {tag}"))
+            .clone()
+    }
+
     /// Pushes a fresh random image to staging `api:<tag>`, as the staging build does.
     pub async fn stage(&self, tag: &str) -> Image {
         self.stage_in(REPOSITORY, tag).await
@@ -131,6 +164,30 @@ impl Pipeline {
         let mut command = self.promotion_command("redeploy");
         command.arg(tag);
         command
+    }
+
+    /// `ecr-promote run` with the pipeline's settings, and `env` on top.
+    pub async fn run_with(&self, env: &[(&str, &str)]) -> Outcome {
+        run(self.run_command().envs(env.iter().copied())).await
+    }
+
+    /// `ecr-promote promote --tag <tag> --commit <commit>` as the pipeline's promotion build runs it.
+    pub async fn promote(&self, tag: &str, commit: &str) -> Outcome {
+        run(self
+            .promote_command()
+            .args(["--tag", tag, "--commit", commit])
+            .env("CODEBUILD_BUILD_ARN", PROMOTE_BUILD_ARN)
+            .env("CODEBUILD_INITIATOR", PIPELINE_INITIATOR))
+        .await
+    }
+
+    /// `ecr-promote redeploy <tag>` as an on-call engineer's rollback build runs it.
+    pub async fn roll_back_to(&self, tag: &str) -> Outcome {
+        run(self
+            .redeploy_command(tag)
+            .env("CODEBUILD_BUILD_ARN", ROLLBACK_BUILD_ARN)
+            .env("CODEBUILD_INITIATOR", ROLLBACK_INITIATOR))
+        .await
     }
 
     /// `ecr-promote <subcommand>` reading this pipeline's table (`history`, `show`).
@@ -184,6 +241,83 @@ impl Pipeline {
             production.has_blobs_of(repository, image).await,
             "production has every blob of {repository}:{tag}"
         );
+    }
+
+    /// `release` went all the way: `image` in production under the release tag, the release recorded
+    /// with `commit`, and the deploy file naming the production image.
+    pub async fn assert_shipped(&self, release: &ReleaseEvent, commit: &str, image: &Image) {
+        self.assert_in_production(REPOSITORY, &release.tag, image)
+            .await;
+        self.assert_recorded(release, commit, image, None).await;
+        assert_eq!(
+            self.deploy_file("imagedefinitions.json"),
+            Some(self.imagedefinitions(&release.tag))
+        );
+    }
+
+    /// The ledger item of a release promoted by a `run` from the queue, field by field (the deploy
+    /// history and the deliveries aside), with the build that promoted it if `build_arn` is given.
+    pub async fn assert_recorded(
+        &self,
+        release: &ReleaseEvent,
+        commit: &str,
+        image: &Image,
+        build_arn: Option<&str>,
+    ) {
+        let mut item = self.recorded(&release.tag).await;
+        let promoted_at = item
+            .as_object_mut()
+            .and_then(|item| item.remove("promoted_at"))
+            .unwrap_or_else(|| panic!("no promoted_at in {item}"));
+        // No claim token: completing the claim removes it.
+        if let Some(item) = item.as_object_mut() {
+            item.remove("deploys");
+            item.remove("deliveries");
+        }
+
+        assert_recent(&promoted_at);
+        let source_image = format!("{}@{}", self.source_repository(), image.digest());
+        let mut expected = json!({
+            "tag_name": release.tag,
+            "state": "done",
+            "commit": commit,
+            "digest": image.digest(),
+            "digests": image.digest(),
+            "release_id": "1",
+            "source_image": source_image,
+            "target_image": self.production_image(&release.tag),
+            "containers": [CONTAINER],
+            "release_name": release.name(),
+            "html_url": release.html_url(),
+            "author": AUTHOR,
+            "prerelease": release.prerelease,
+            "published_at": release.published_at,
+            "images": [{
+                "containers": [CONTAINER],
+                "source_image": source_image,
+                "target_image": self.production_image(&release.tag),
+                "digest": image.digest(),
+            }],
+        });
+        if let Some(build_arn) = build_arn {
+            expected["build_arn"] = json!(build_arn);
+        }
+        assert_eq!(item, expected, "ledger item of {}", release.tag);
+    }
+
+    /// Nothing reached production or the ledger, and no deploy file was written.
+    pub async fn assert_nothing_promoted(&self, tag: &str) {
+        assert_eq!(
+            self.production_digest(tag).await,
+            None,
+            "production has no {tag}"
+        );
+        assert_eq!(
+            self.world.production.writes(),
+            Vec::new(),
+            "nothing was written to production"
+        );
+        self.assert_nothing_recorded_or_written().await;
     }
 
     /// Queues the webhook delivery of release `tag` of `commit` being published (raw envelope), and
