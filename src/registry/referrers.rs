@@ -81,63 +81,77 @@ pub async fn copy_referrers(
     if let Content::Index(children) = root.content(&source_ref.to_string())? {
         subjects.extend(children.into_iter().map(|child| child.digest));
     }
+    let between = Between {
+        source,
+        source_ref,
+        target,
+        target_ref,
+        // Artifacts are small; their bytes are not part of the image's progress.
+        progress: Arc::new(Progress::default()),
+    };
     let mut copied = 0;
     for subject in &subjects {
-        copied +=
-            copy_referrers_of(source, source_ref, target, target_ref, subject, options).await?;
+        copied += between.referrers_of(subject, options).await?;
     }
     Ok(copied)
 }
 
-async fn copy_referrers_of(
-    source: &Registry,
-    source_ref: &Reference,
-    target: &Registry,
-    target_ref: &Reference,
-    digest: &Digest,
-    options: &CopyOptions,
-) -> Result<usize, RegistryError> {
-    // Artifacts are small; their bytes are not part of the image's progress.
-    let progress = Arc::new(Progress::default());
-    let mut copied = 0;
-    if let Some(referrers) = source.referrers(&source_ref.repository, digest).await? {
-        for referrer in referrers {
-            let pointer = Pointer::Digest(referrer);
-            copy_image(
-                source,
-                &source_ref.with_pointer(pointer.clone()),
-                target,
-                &target_ref.with_pointer(pointer),
-                options,
-                &progress,
-            )
+/// The source and target repositories the artifacts travel between.
+struct Between<'a> {
+    source: &'a Registry,
+    source_ref: &'a Reference,
+    target: &'a Registry,
+    target_ref: &'a Reference,
+    progress: Arc<Progress>,
+}
+
+impl Between<'_> {
+    /// Copies the artifacts that refer to `digest`, by the referrers API and by convention tags; returns
+    /// how many.
+    async fn referrers_of(
+        &self,
+        digest: &Digest,
+        options: &CopyOptions,
+    ) -> Result<usize, RegistryError> {
+        let mut copied = 0;
+        let listed = self
+            .source
+            .referrers(&self.source_ref.repository, digest)
             .await?;
+        for referrer in listed.into_iter().flatten() {
+            self.copy(Pointer::Digest(referrer), options).await?;
             copied += 1;
         }
-    }
-    let fallback = format!("sha256-{}", digest.hex());
-    let tags = std::iter::once(fallback.clone())
-        .chain(COSIGN_SUFFIXES.iter().map(|s| format!("{fallback}.{s}")));
-    let moving = CopyOptions {
-        force: true,
-        ..options.clone()
-    };
-    for tag in tags {
-        let pointer = Pointer::Tag(tag);
-        let from = source_ref.with_pointer(pointer.clone());
-        if source.manifest_digest(&from).await?.is_none() {
-            continue;
+        let fallback = format!("sha256-{}", digest.hex());
+        let tags = std::iter::once(fallback.clone())
+            .chain(COSIGN_SUFFIXES.iter().map(|s| format!("{fallback}.{s}")));
+        let moving = CopyOptions {
+            force: true,
+            ..options.clone()
+        };
+        for tag in tags {
+            let pointer = Pointer::Tag(tag);
+            let from = self.source_ref.with_pointer(pointer.clone());
+            if self.source.manifest_digest(&from).await?.is_none() {
+                continue;
+            }
+            self.copy(pointer, &moving).await?;
+            copied += 1;
         }
+        Ok(copied)
+    }
+
+    /// Copies the artifact at `pointer` in the source repository to the same pointer in the target's.
+    async fn copy(&self, pointer: Pointer, options: &CopyOptions) -> Result<(), RegistryError> {
         copy_image(
-            source,
-            &from,
-            target,
-            &target_ref.with_pointer(pointer),
-            &moving,
-            &progress,
+            self.source,
+            &self.source_ref.with_pointer(pointer.clone()),
+            self.target,
+            &self.target_ref.with_pointer(pointer),
+            options,
+            &self.progress,
         )
         .await?;
-        copied += 1;
+        Ok(())
     }
-    Ok(copied)
 }
