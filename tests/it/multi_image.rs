@@ -1,13 +1,14 @@
 //! Releases of several images, from a release config in TOML or JSON: both images ship and are
 //! recorded, a second image that would move a tag stops the whole release before any copy, and a
-//! second copy that fails leaves the release pending for the rerun that finishes it.
+//! second copy that fails leaves the release pending for the rerun that finishes it. The images of a
+//! release copy at the same time.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::{
-    COMMIT, Counts, Envelope, Flavour, Image, OTHER_COMMIT, Pipeline, REPOSITORY, ReleaseEvent,
-    VISIBILITY_SECONDS, run,
+    COMMIT, Counts, Envelope, FaultyFront, Flavour, Image, OTHER_COMMIT, Pipeline, REPOSITORY,
+    ReleaseEvent, VISIBILITY_SECONDS, World, run,
 };
 use serde_json::{Value, json};
 
@@ -232,4 +233,48 @@ async fn a_release_whose_second_copy_fails_stays_pending_and_is_retried() {
         ])
     );
     pipeline.assert_queue_empty().await;
+}
+
+/// The images of a release copy at the same time: while production leaves the first image's tag put
+/// unanswered (until the stall limit gives it up and the put is retried), the second image is copied and
+/// tagged. Copies one after the other, in the config's order, would tag `api` before `worker` starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_images_of_a_release_copy_at_the_same_time() {
+    let mut world = World::start().await;
+    let front = FaultyFront::start(&world.production.url()).await;
+    world.route(&world.production.ecr_host(), &front.url());
+    let pipeline = Pipeline::around(world).await;
+    let config = write_config(&pipeline, "promote.toml", &two_image_config(&pipeline));
+    let api = pipeline.stage_in(REPOSITORY, COMMIT).await;
+    let worker = pipeline.stage_in(WORKER, COMMIT).await;
+    let api_tag = format!("/v2/{REPOSITORY}/manifests/v2.0.0");
+    front.hang("PUT", &api_tag, 1);
+    pipeline.queue_release("v2.0.0", COMMIT).await;
+
+    let outcome = run(with_config(pipeline.run_command(), &config)
+        .env("PROMOTE_STALL_SECONDS", "2")
+        .env("PROMOTE_JOBS", "4"))
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(front.faults_served(), 1, "the api tag put was held");
+    pipeline
+        .assert_in_production(REPOSITORY, "v2.0.0", &api)
+        .await;
+    pipeline
+        .assert_in_production(WORKER, "v2.0.0", &worker)
+        .await;
+    let tag_puts: Vec<String> = pipeline
+        .world
+        .production
+        .requests()
+        .into_iter()
+        .filter(|request| request.is_manifest_put() && request.uri.ends_with("/manifests/v2.0.0"))
+        .map(|request| request.uri)
+        .collect();
+    assert_eq!(
+        tag_puts,
+        [format!("/v2/{WORKER}/manifests/v2.0.0"), api_tag],
+        "worker was tagged while api's tag put was held"
+    );
 }
