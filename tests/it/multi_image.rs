@@ -63,6 +63,12 @@ fn with_config(mut command: tokio::process::Command, config: &Path) -> tokio::pr
     command
 }
 
+/// Production holds release `tag` of both images.
+async fn assert_release_in_production(pipeline: &Pipeline, tag: &str, api: &Image, worker: &Image) {
+    pipeline.assert_in_production(REPOSITORY, tag, api).await;
+    pipeline.assert_in_production(WORKER, tag, worker).await;
+}
+
 /// The ledger's entry for one image of a release.
 fn image_entry(pipeline: &Pipeline, name: &str, tag: &str, image: &Image) -> Value {
     json!({
@@ -219,12 +225,7 @@ async fn a_release_whose_second_copy_fails_stays_pending_and_is_retried() {
     let outcome = run(&mut with_config(pipeline.run_command(), &config)).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    pipeline
-        .assert_in_production(REPOSITORY, "v2.0.0", &api)
-        .await;
-    pipeline
-        .assert_in_production(WORKER, "v2.0.0", &worker)
-        .await;
+    assert_release_in_production(&pipeline, "v2.0.0", &api, &worker).await;
     assert_eq!(
         pipeline.recorded("v2.0.0").await["images"],
         json!([
@@ -258,12 +259,7 @@ async fn the_images_of_a_release_copy_at_the_same_time() {
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     assert_eq!(front.faults_served(), 1, "the api tag put was held");
-    pipeline
-        .assert_in_production(REPOSITORY, "v2.0.0", &api)
-        .await;
-    pipeline
-        .assert_in_production(WORKER, "v2.0.0", &worker)
-        .await;
+    assert_release_in_production(&pipeline, "v2.0.0", &api, &worker).await;
     let tag_puts: Vec<String> = pipeline
         .world
         .production
