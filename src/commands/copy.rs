@@ -33,12 +33,10 @@ pub async fn copy(args: CopyArgs, stall: Duration) -> Result<()> {
         &progress,
     );
     let report = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(
-                "{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec}, {eta} left",
-            )
-            .expect("a valid template"),
-        );
+        // A spinner until the bytes to move are known: a bar of 0 B out of 0 B would read as done.
+        let bar = ProgressBar::new(0)
+            .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"))
+            .with_message("comparing the source with the target");
         let report = tokio::select! {
             report = copy => report,
             () = follow(&bar, &progress) => unreachable!("follows until the copy ends"),
@@ -76,10 +74,22 @@ pub async fn copy(args: CopyArgs, stall: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the bar on the copy's figures; never returns.
+/// Keeps the bar on the copy's figures, turning the spinner into a byte bar once there are bytes to move;
+/// never returns.
 async fn follow(bar: &ProgressBar, progress: &Progress) {
+    let mut counting = false;
     loop {
-        bar.set_length(progress.total());
+        let total = progress.total();
+        if total > 0 && !counting {
+            counting = true;
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec}, {eta} left",
+                )
+                .expect("a valid template"),
+            );
+        }
+        bar.set_length(total);
         bar.set_position(progress.done());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
