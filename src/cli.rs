@@ -11,7 +11,7 @@ use crate::aws::Aws;
 use crate::commands;
 use crate::deploy_files::DeployFiles;
 use crate::exit::Usage;
-use crate::intake::ReleaseSource;
+use crate::intake::{ReleaseSource, Secret};
 use crate::logging::LogFormat;
 use crate::promote::{Route, Settings, routes};
 use crate::registry::{Connector, CopyOptions, Endpoints, Reference, Repository};
@@ -426,6 +426,21 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub promotion: PromotionArgs,
+}
+
+impl RunArgs {
+    /// The webhook secret deliveries must be signed with, if any. Set but empty is a mistake, not a choice:
+    /// every delivery would fail its signature check and stay on the queue.
+    pub fn webhook_secret(&self) -> Result<Option<Secret>, Usage> {
+        match &self.webhook_secret {
+            Some(secret) if secret.is_empty() => Err(Usage(
+                "PROMOTE_WEBHOOK_SECRET is set but empty: set the GitHub webhook secret, or unset the \
+                 variable to accept unsigned deliveries"
+                    .into(),
+            )),
+            secret => Ok(secret.clone().map(Secret::new)),
+        }
+    }
 }
 
 /// A release named by tag and commit: `promote`, and `run` with `--release-source variables` (CodePipeline V2

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::cli::{PromoteArgs, PromotionArgs, RunArgs, list, required_text};
 use crate::exit::Usage;
-use crate::intake::{self, Named, Policy, Queue, Release, Secret};
+use crate::intake::{self, Named, Policy, Queue, Release};
 use crate::ledger::Ledger;
 use crate::promote::run::{self, RunSettings};
 use crate::promote::{DeployKind, Plan, Promoter, Promotion, Settings};
@@ -122,6 +122,8 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
     if let Some(tag) = &args.redeploy_tag {
         return redeploy(&args.promotion, tag, stall).await;
     }
+    // Read before `args` is taken apart; refused only when the queue is read.
+    let webhook_secret = args.webhook_secret();
     let named = Named {
         tag: args.release.tag,
         commit: args.release.commit,
@@ -148,17 +150,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
                 "name the release actions that promote, e.g. published",
             )?,
             prereleases: args.prereleases,
-            webhook_secret: match args.webhook_secret {
-                Some(secret) if secret.is_empty() => {
-                    return Err(Usage(
-                        "PROMOTE_WEBHOOK_SECRET is set but empty: set the GitHub webhook secret, or unset the \
-                         variable to accept unsigned deliveries"
-                            .into(),
-                    )
-                    .into());
-                }
-                secret => secret.map(Secret::new),
-            },
+            webhook_secret: webhook_secret?,
         },
         redeploy_latest_when_empty: args.redeploy_latest_when_empty,
         dry_run: args.promotion.dry_run,
