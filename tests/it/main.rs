@@ -6,6 +6,7 @@ mod copy;
 mod crash;
 mod faults;
 mod parsers;
+mod queue;
 mod release_ops;
 mod run;
 mod secrets;
