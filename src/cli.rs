@@ -147,29 +147,40 @@ pub struct CopyArgs {
     pub force: bool,
 
     #[command(flatten)]
+    pub transfer: TransferArgs,
+
+    #[command(flatten)]
     pub registries: RegistryArgs,
 }
 
 /// Seconds without an answer (or, mid-blob, without a byte moving) before a request is given up.
 const DEFAULT_STALL_SECONDS: u64 = 60;
 
-/// How registries are reached: shared by every command that talks to them.
+/// Where registry hosts are reached: every command that talks to a registry.
 #[derive(Debug, Args)]
-pub struct RegistryArgs {
-    /// Blobs whose bytes move at once; a blob whose bytes are all sent frees its slot while the registry
-    /// finishes it.
-    #[arg(long, env = "PROMOTE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
-
+pub struct EndpointArgs {
     /// Send a registry host's traffic to another base URL: "host=url,host=url" (http allowed). The local
     /// world and the tests use it to stand in for ECR; in AWS leave it unset.
     #[arg(long, env = "PROMOTE_REGISTRY_ENDPOINTS", value_parser = clap::value_parser!(Endpoints))]
     pub registry_endpoints: Option<Endpoints>,
+}
 
-    /// While a copy moves bytes and stderr is not a terminal, log how far each image has got this often
-    /// (seconds); a copy shorter than this says nothing. At a terminal, `copy` shows a progress bar.
-    #[arg(long, env = "PROMOTE_PROGRESS_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub progress_seconds: u64,
+impl EndpointArgs {
+    pub fn connector(&self, aws: Option<Aws>, stall: Duration) -> Connector {
+        Connector::new(
+            self.registry_endpoints.clone().unwrap_or_default(),
+            aws,
+            stall,
+        )
+    }
+}
+
+/// How the source and target registries are reached: every command that touches the source (staging)
+/// registry. `status` reads production only, so it takes just the endpoints.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
 
     /// An IAM role to assume (STS) for every call that touches the source registry, e.g. a role in the
     /// staging account that may pull its images.
@@ -184,11 +195,27 @@ impl RegistryArgs {
     }
 
     pub fn connector(&self, aws: Option<Aws>, stall: Duration) -> Connector {
-        Connector::new(
-            self.registry_endpoints.clone().unwrap_or_default(),
-            aws,
-            stall,
-        )
+        self.endpoints.connector(aws, stall)
+    }
+}
+
+/// How a copy moves bytes: only the commands that copy.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Blobs whose bytes move at once; a blob whose bytes are all sent frees its slot while the registry
+    /// finishes it.
+    #[arg(long, env = "PROMOTE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
+    /// While a copy moves bytes and stderr is not a terminal, log how far each image has got this often
+    /// (seconds); a copy shorter than this says nothing. At a terminal, `copy` shows a progress bar.
+    #[arg(long, env = "PROMOTE_PROGRESS_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub progress_seconds: u64,
+}
+
+impl TransferArgs {
+    pub fn progress_every(&self) -> Duration {
+        Duration::from_secs(self.progress_seconds)
     }
 }
 
@@ -270,6 +297,9 @@ pub struct PromotionArgs {
     /// cosign's sha256-<digest>.sig/.att/.sbom tags).
     #[arg(long, env = "PROMOTE_WITH_REFERRERS")]
     pub with_referrers: bool,
+
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 
     #[command(flatten)]
     pub registries: RegistryArgs,
@@ -360,9 +390,9 @@ impl PromotionArgs {
                 .initiator
                 .clone()
                 .or_else(|| std::env::var("USER").ok()),
-            copy: CopyOptions::new(false, self.registries.jobs.into()),
+            copy: CopyOptions::new(false, self.transfer.jobs.into()),
             with_referrers: self.with_referrers,
-            progress_every: Duration::from_secs(self.registries.progress_seconds),
+            progress_every: self.transfer.progress_every(),
         };
         Ok((settings, table))
     }
@@ -515,7 +545,7 @@ pub struct StatusArgs {
     pub ledger: LedgerArgs,
 
     #[command(flatten)]
-    pub registries: RegistryArgs,
+    pub endpoints: EndpointArgs,
 }
 
 #[derive(Debug, Args)]
@@ -544,5 +574,54 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Copy(args) => commands::copy::copy(args, stall).await,
         Command::Status(args) => commands::status::status(args, stall).await,
         Command::Audit(args) => commands::audit::audit(args, stall).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// A subcommand's `--help`, as a person reads it.
+    fn help(name: &str) -> String {
+        Cli::command()
+            .find_subcommand_mut(name)
+            .expect("a subcommand")
+            .render_long_help()
+            .to_string()
+    }
+
+    const TRANSFER: [&str; 4] = [
+        "--jobs",
+        "PROMOTE_JOBS",
+        "--progress-seconds",
+        "PROMOTE_PROGRESS_SECONDS",
+    ];
+
+    #[test]
+    fn only_the_copying_commands_take_the_copy_settings() {
+        for name in ["copy", "promote", "run", "redeploy"] {
+            let help = help(name);
+            for setting in TRANSFER {
+                assert!(help.contains(setting), "{name} lacks {setting}:\n{help}");
+            }
+        }
+        for name in ["status", "audit"] {
+            let help = help(name);
+            for setting in TRANSFER {
+                assert!(!help.contains(setting), "{name} offers {setting}:\n{help}");
+            }
+            assert!(help.contains("--registry-endpoints"), "{name}:\n{help}");
+        }
+    }
+
+    /// `status` never touches the staging registry, so it offers no role for it; `audit` checks staging.
+    #[test]
+    fn only_the_commands_that_read_staging_take_the_source_role() {
+        assert!(!help("status").contains("--source-role-arn"));
+        for name in ["audit", "copy", "promote", "run", "redeploy"] {
+            assert!(help(name).contains("--source-role-arn"), "{name}");
+        }
     }
 }

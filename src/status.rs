@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Image, Ledger, Record, ReleaseState, Releases};
-use crate::registry::{Connector, Digest, Pointer, Reference, Repository, Side};
+use crate::registry::{Connector, Digest, Pointer, Reference, RegistryError, Repository, Side};
 
 /// One deployment of the service, as `DescribeServices` gives it.
 #[derive(Clone, Debug, Deserialize)]
@@ -100,6 +100,16 @@ pub struct ReleaseFacts {
     /// The build that last deployed it (else the one that promoted it), and who started that deploy.
     pub build_arn: Option<String>,
     pub initiator: Option<String>,
+}
+
+/// What the production registry holds for one release image.
+#[derive(Clone, Debug)]
+pub struct Production {
+    /// The digest the release tag is on now; `None` when the tag is gone.
+    pub tagged: Option<Digest>,
+    /// The manifests the recorded digest lists when it is an index (a multi-platform release): a running task
+    /// may report the one it pulled. Empty for an image, or when the recorded manifest is gone.
+    pub children: Vec<Digest>,
 }
 
 /// The digest one running task reports for a container.
@@ -246,30 +256,30 @@ fn unknown_image_hint(known: &[Known], image: &Reference) -> String {
     }
 }
 
-/// The production references (`repo:tag`) of the releases the service runs: what [`report`] needs the
-/// production registry's current digest of.
-pub fn release_tags(service: &Service, records: &[Record]) -> Vec<Reference> {
+/// The production reference (`repo:tag`) and recorded digest of each release image the service runs: what
+/// [`report`] needs the production registry's word on.
+pub fn release_images(service: &Service, records: &[Record]) -> Vec<(Reference, Digest)> {
     let known = known(records);
-    let mut tags: Vec<Reference> = Vec::new();
+    let mut images: Vec<(Reference, Digest)> = Vec::new();
     for definition in &service.task_definitions {
         for container in &definition.container_definitions {
             if let Ok(image) = container.image.parse::<Reference>()
                 && let Some((k, _)) = find(&known, &image)
-                && !tags.contains(&k.target)
+                && !images.iter().any(|(tag, _)| *tag == k.target)
             {
-                tags.push(k.target.clone());
+                images.push((k.target.clone(), k.image.digest.clone()));
             }
         }
     }
-    tags
+    images
 }
 
 /// The status of every container of every deployment (INACTIVE ones left out) against the ledger's
-/// `releases` and `production`, the current digest of each of [`release_tags`] (`None`: the tag is gone).
+/// `releases` and `production`, what the production registry holds for each of [`release_images`], by tag.
 pub fn report(
     service: &Service,
     releases: &Releases,
-    production: &HashMap<String, Option<Digest>>,
+    production: &HashMap<String, Production>,
 ) -> StatusReport {
     let known = known(&releases.records);
     let mut notes = Vec::new();
@@ -313,6 +323,7 @@ pub fn report(
                 })
                 .collect();
             let before = drift.len();
+            let mut children: &[Digest] = &[];
             let release = match container.image.parse::<Reference>() {
                 Err(problem) => {
                     drift.push(format!(
@@ -341,7 +352,11 @@ pub fn report(
                         }
                         None
                     }
-                    Some((k, matched_by)) => Some(facts(k, matched_by, production)),
+                    Some((k, matched_by)) => {
+                        let held = production.get(&k.target.to_string());
+                        children = held.map_or(&[], |p| p.children.as_slice());
+                        Some(facts(k, matched_by, held))
+                    }
                 },
             };
             if let Some(release) = &release {
@@ -359,13 +374,25 @@ pub fn report(
                         container.name, container.image, release.tag, release.target_image
                     )),
                 }
+                // ECS documents a task container's imageDigest only as "the container image manifest digest"
+                // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Container.html), not whether
+                // for a multi-platform image that is the index or the platform manifest the task pulled: both
+                // are the recorded release.
+                let released = |digest: &str| {
+                    *digest == recorded.to_string()
+                        || children.iter().any(|c| *digest == c.to_string())
+                };
                 for task in &running {
                     if let Some(digest) = &task.digest
-                        && *digest != recorded.to_string()
+                        && !released(digest)
                     {
+                        let platforms = match children.len() {
+                            0 => String::new(),
+                            n => format!(" (an index) nor any of the {n} manifests it lists"),
+                        };
                         drift.push(format!(
-                            "container {} in task {} runs {digest}, not {recorded}, the digest release {} \
-                             recorded for {}",
+                            "container {} in task {} runs {digest}, not {recorded}{platforms}, the digest release \
+                             {} recorded for {}",
                             container.name, task.task, release.tag, container.image
                         ));
                     }
@@ -417,11 +444,7 @@ pub fn report(
     }
 }
 
-fn facts(
-    k: &Known,
-    matched_by: MatchedBy,
-    production: &HashMap<String, Option<Digest>>,
-) -> ReleaseFacts {
+fn facts(k: &Known, matched_by: MatchedBy, production: Option<&Production>) -> ReleaseFacts {
     let last = k
         .record
         .deploys
@@ -434,7 +457,7 @@ fn facts(
         commit: k.record.commit.clone(),
         target_image: k.image.target_image.clone(),
         recorded_digest: k.image.digest.clone(),
-        production_digest: production.get(&k.target.to_string()).cloned().flatten(),
+        production_digest: production.and_then(|p| p.tagged.clone()),
         promoted_at: k.record.promoted_at.clone(),
         last_deployed_at: k.record.last_deployed_at().map(str::to_owned),
         build_arn: last
@@ -645,25 +668,40 @@ impl Ecs {
     }
 }
 
-/// The current digest of each production reference (`None`: gone), one registry connection per host.
-async fn production_digests(
+/// What production holds for each release image, by tag: the tag's current digest and the manifests the
+/// recorded digest lists. One registry connection per host.
+async fn production_of(
     connector: &Connector,
-    references: &[Reference],
-) -> Result<HashMap<String, Option<Digest>>> {
+    images: &[(Reference, Digest)],
+) -> Result<HashMap<String, Production>> {
     let mut registries = HashMap::new();
-    let mut digests = HashMap::new();
-    for reference in references {
-        if !registries.contains_key(&reference.host) {
-            let target = connector.connect(&reference.host, Side::Target).await?;
-            registries.insert(reference.host.clone(), target);
+    let mut held = HashMap::new();
+    for (tag, recorded) in images {
+        if !registries.contains_key(&tag.host) {
+            let target = connector.connect(&tag.host, Side::Target).await?;
+            registries.insert(tag.host.clone(), target);
         }
-        let target = &registries[&reference.host];
-        digests.insert(
-            reference.to_string(),
-            target.manifest_digest(reference).await?,
+        let target = &registries[&tag.host];
+        let children = match target
+            .children(&tag.with_pointer(Pointer::Digest(recorded.clone())))
+            .await
+        {
+            Ok(children) => children,
+            // The recorded manifest is gone, so its tag cannot be on it: the report names that drift.
+            Err(RegistryError::ManifestUnknown { .. } | RegistryError::NameUnknown { .. }) => {
+                Vec::new()
+            }
+            Err(error) => return Err(error.into()),
+        };
+        held.insert(
+            tag.to_string(),
+            Production {
+                tagged: target.manifest_digest(tag).await?,
+                children,
+            },
         );
     }
-    Ok(digests)
+    Ok(held)
 }
 
 /// Fetches what ECS, the ledger and the production registry say, and reports.
@@ -675,8 +713,7 @@ pub async fn check(
     service: &str,
 ) -> Result<StatusReport> {
     let (service, releases) = tokio::try_join!(ecs.service(cluster, service), ledger.releases())?;
-    let production =
-        production_digests(connector, &release_tags(&service, &releases.records)).await?;
+    let production = production_of(connector, &release_images(&service, &releases.records)).await?;
     Ok(report(&service, &releases, &production))
 }
 
@@ -839,21 +876,19 @@ mod tests {
         }
     }
 
-    /// The production registry as it should be: every release tag on its recorded digest.
+    /// The production registry as it should be: every release tag on its recorded digest, each an image.
     fn production_as_recorded(
         service: &Service,
         releases: &Releases,
-    ) -> HashMap<String, Option<Digest>> {
-        release_tags(service, &releases.records)
+    ) -> HashMap<String, Production> {
+        release_images(service, &releases.records)
             .into_iter()
-            .map(|tag| {
-                let recorded = releases
-                    .records
-                    .iter()
-                    .flat_map(|r| &r.images)
-                    .find(|i| i.target_image == tag.to_string())
-                    .map(|i| i.digest.clone());
-                (tag.to_string(), recorded)
+            .map(|(tag, recorded)| {
+                let held = Production {
+                    tagged: Some(recorded),
+                    children: Vec::new(),
+                };
+                (tag.to_string(), held)
             })
             .collect()
     }
@@ -911,6 +946,13 @@ mod tests {
         assert_eq!(release.build_arn.as_deref(), Some(BUILD));
     }
 
+    /// v1.1.0 recorded as an index (bb…) of two platform manifests (b1…, b2…), its tag still on it.
+    fn multi_platform(service: &Service, releases: &Releases) -> HashMap<String, Production> {
+        let mut production = production_as_recorded(service, releases);
+        production.get_mut(&tagged("v1.1.0")).unwrap().children = vec![digest("b1"), digest("b2")];
+        production
+    }
+
     #[test]
     fn a_running_digest_other_than_the_recorded_one_is_drift_naming_container_task_and_digests() {
         let releases = ledger();
@@ -920,24 +962,48 @@ mod tests {
             &[(2, &tagged("v1.1.0"))],
             describe_tasks("a1b2c3", 2, Some(&intruder)),
         );
-        let production = production_as_recorded(&service, &releases);
+        for (production, says) in [
+            (production_as_recorded(&service, &releases), "v1.1.0"),
+            (
+                multi_platform(&service, &releases),
+                "nor any of the 2 manifests it lists",
+            ),
+        ] {
+            let report = report(&service, &releases, &production);
+
+            assert_eq!(report.drift.len(), 1, "{:?}", report.drift);
+            let finding = &report.drift[0];
+            for named in [
+                "container api",
+                "task a1b2c3",
+                &intruder,
+                &digest("bb").to_string(),
+                "v1.1.0",
+                says,
+            ] {
+                assert!(finding.contains(named), "names {named}: {finding}");
+            }
+            assert_eq!(report.deployments[0].containers[0].check, Check::Drift);
+            let error = crate::exit::Drift::in_findings(&report.drift).unwrap_err();
+            assert_eq!(crate::exit::code_for(&error.into()), crate::exit::REFUSED);
+        }
+    }
+
+    #[test]
+    fn a_multi_platform_release_whose_tasks_report_the_index_or_a_platform_manifest_is_clean() {
+        let releases = ledger();
+        let mut tasks = describe_tasks("a1b2c3", 2, Some(&digest("b2").to_string()));
+        tasks.extend(describe_tasks("d4e5f6", 2, Some(&digest("bb").to_string())));
+        let service = service(&[("PRIMARY", 2)], &[(2, &tagged("v1.1.0"))], tasks);
+        let production = multi_platform(&service, &releases);
 
         let report = report(&service, &releases, &production);
 
-        assert_eq!(report.drift.len(), 1, "{:?}", report.drift);
-        let finding = &report.drift[0];
-        for named in [
-            "container api",
-            "task a1b2c3",
-            &intruder,
-            &digest("bb").to_string(),
-            "v1.1.0",
-        ] {
-            assert!(finding.contains(named), "names {named}: {finding}");
-        }
-        assert_eq!(report.deployments[0].containers[0].check, Check::Drift);
-        let error = crate::exit::Drift::in_findings(&report.drift).unwrap_err();
-        assert_eq!(crate::exit::code_for(&error.into()), crate::exit::REFUSED);
+        assert_eq!(report.drift, Vec::<String>::new());
+        assert_eq!(report.notes, Vec::<String>::new());
+        let container = &report.deployments[0].containers[0];
+        assert_eq!(container.check, Check::Ok);
+        assert_eq!(container.running.len(), 2);
     }
 
     #[test]
@@ -1089,7 +1155,13 @@ mod tests {
         let releases = ledger();
         let service = service(&[("PRIMARY", 2)], &[(2, &tagged("v1.1.0"))], Vec::new());
         for (now, says) in [(Some(digest("cc")), "is now on"), (None, "is gone")] {
-            let production = HashMap::from([(tagged("v1.1.0"), now)]);
+            let production = HashMap::from([(
+                tagged("v1.1.0"),
+                Production {
+                    tagged: now,
+                    children: Vec::new(),
+                },
+            )]);
 
             let report = report(&service, &releases, &production);
 

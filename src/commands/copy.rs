@@ -22,7 +22,7 @@ pub async fn copy(args: CopyArgs, stall: Duration) -> Result<()> {
     let connector = args.registries.connector(aws, stall);
     let source = connector.connect(&args.source.host, Side::Source).await?;
     let target = connector.connect(&args.target.host, Side::Target).await?;
-    let options = CopyOptions::new(args.force, args.registries.jobs.into());
+    let options = CopyOptions::new(args.force, args.transfer.jobs.into());
     let progress = Arc::new(Progress::default());
     let copy = registry::copy_image(
         &source,
@@ -44,7 +44,7 @@ pub async fn copy(args: CopyArgs, stall: Duration) -> Result<()> {
         bar.finish_and_clear();
         report?
     } else {
-        let every = Duration::from_secs(args.registries.progress_seconds);
+        let every = args.transfer.progress_every();
         let label = args.target.to_string();
         tokio::select! {
             report = copy => report?,

@@ -24,8 +24,9 @@ pub async fn status(args: StatusArgs, stall: std::time::Duration) -> Result<()> 
         "the production ECS service",
     )?;
     let table = args.ledger.table()?;
-    let aws = args.registries.aws(stall).await?;
-    let connector = args.registries.connector(Some(aws.clone()), stall);
+    // Status reads production only: no source role.
+    let aws = crate::aws::Aws::load(stall, None).await?;
+    let connector = args.endpoints.connector(Some(aws.clone()), stall);
     let report = crate::status::check(
         &Ecs::new(&aws.config),
         &Ledger::new(&aws.config, &table),

@@ -191,6 +191,15 @@ impl Registry {
         })
     }
 
+    /// The digests of the manifests an index lists; none for an image.
+    pub async fn children(&self, reference: &Reference) -> Result<Vec<Digest>, RegistryError> {
+        let manifest = self.get_manifest(reference).await?;
+        Ok(match manifest.content(&reference.to_string())? {
+            Content::Index(entries) => entries.into_iter().map(|entry| entry.digest).collect(),
+            Content::Image(_) => Vec::new(),
+        })
+    }
+
     /// The digest a tag or digest currently resolves to, or `None` when there is no such manifest.
     pub async fn manifest_digest(
         &self,

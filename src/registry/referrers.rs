@@ -12,7 +12,6 @@ use std::sync::Arc;
 use super::copy::{CopyOptions, copy_image};
 use super::digest::Digest;
 use super::error::RegistryError;
-use super::manifest::Content;
 use super::progress::Progress;
 use super::reference::{Pointer, Reference};
 use super::transport::Registry;
@@ -75,12 +74,11 @@ pub async fn copy_referrers(
     options: &CopyOptions,
 ) -> Result<usize, RegistryError> {
     let mut subjects = vec![digest.clone()];
-    let root = source
-        .get_manifest(&source_ref.with_pointer(Pointer::Digest(digest.clone())))
-        .await?;
-    if let Content::Index(children) = root.content(&source_ref.to_string())? {
-        subjects.extend(children.into_iter().map(|child| child.digest));
-    }
+    subjects.extend(
+        source
+            .children(&source_ref.with_pointer(Pointer::Digest(digest.clone())))
+            .await?,
+    );
     let between = Between {
         source,
         source_ref,

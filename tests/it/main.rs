@@ -12,6 +12,7 @@ mod messages;
 mod multi_image;
 mod ordering;
 mod parsers;
+mod queue;
 mod redeploy;
 mod secrets;
 mod settings;

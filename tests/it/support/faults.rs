@@ -33,8 +33,8 @@ struct Shared {
     served: AtomicUsize,
 }
 
-/// Requests whose method is `method` and whose path (with the query) contains `path` get `fault`,
-/// `remaining` more times.
+/// Requests whose method is `method` and whose path (with the query), or for an AWS call its
+/// operation (`X-Amz-Target`), contains `path` get `fault`, `remaining` more times.
 struct Rule {
     method: Method,
     path: String,
@@ -65,6 +65,8 @@ enum Fault {
     Pad {
         bytes: usize,
     },
+    /// Answered here, as SQS answers a batch call none of whose entries it carried out.
+    FailEntries,
 }
 
 impl FaultyFront {
@@ -195,7 +197,16 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         .uri()
         .path_and_query()
         .map_or("/", |target| target.as_str());
-    let fault = shared.fault_for(request.method(), target);
+    // Every AWS call is a POST to `/`: what tells them apart is the operation.
+    let operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let fault = shared.fault_for(request.method(), &format!("{target} {operation}"));
+    if let Some(Fault::FailEntries) = fault {
+        return failed_entries(request).await;
+    }
     if let Some(Fault::Status(status)) = fault {
         let body = format!(
             r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault: {status}"}}]}}"#
@@ -314,4 +325,45 @@ fn throttled(body: Body, bytes_per_second: usize) -> reqwest::Body {
         part
     });
     reqwest::Body::wrap_stream(paced)
+}
+
+impl FaultyFront {
+    /// Answers the next SQS `ChangeMessageVisibilityBatch` here, changing nothing, with each of its
+    /// entries failed as SQS fails one whose message it no longer knows (`ReceiptHandleIsInvalid`).
+    pub fn fail_visibility_changes_once(&self) {
+        self.add(
+            "POST",
+            "AmazonSQS.ChangeMessageVisibilityBatch",
+            Fault::FailEntries,
+            1,
+        );
+    }
+}
+
+/// SQS's answer (JSON protocol) to a batch request none of whose entries was carried out.
+async fn failed_entries(request: Request) -> Response {
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .expect("read the batch request");
+    let batch: serde_json::Value = serde_json::from_slice(&body).expect("a JSON batch request");
+    let failed: Vec<serde_json::Value> = batch["Entries"]
+        .as_array()
+        .expect("the batch's entries")
+        .iter()
+        .map(|entry| {
+            serde_json::json!({
+                "Id": entry["Id"],
+                "SenderFault": true,
+                "Code": "ReceiptHandleIsInvalid",
+                "Message": "injected fault: the receipt handle is invalid",
+            })
+        })
+        .collect();
+    let answer = serde_json::json!({"Successful": [], "Failed": failed});
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, "application/x-amz-json-1.0")],
+        answer.to_string(),
+    )
+        .into_response()
 }
