@@ -80,7 +80,6 @@ BATCH_AUTHORISED_BY = {
 # Build role statements that serve CodeBuild, not ecr-promote's own calls, with why they are there.
 PLATFORM = {
     "PullPromoteImage": "CodeBuild pulls the project's image with the service role",
-    "WebhookSecret": "CodeBuild reads the secret for the buildspec's env secrets-manager",
     "Logs": "CodeBuild writes the build log",
     "PipelineArtifacts": "CodeBuild reads the source and writes the deploy files artifact",
     "PipelineArtifactBucket": "CodeBuild checks the artifact bucket",

@@ -112,8 +112,9 @@ echo "GitHub's Redeliver button, pressed by someone unsure it worked:"
 echo "the function's log:"
 cat "$WORK/webhook.log"
 
-# The started execution's CodeBuild step checks the delivery's signature again.
-export PROMOTE_WEBHOOK_SECRET="$WEBHOOK_SECRET"
+# The started execution's CodeBuild step checks the delivery's signature again, with the secret it reads
+# from Secrets Manager as the template has it do.
+export PROMOTE_WEBHOOK_SECRET_ARN="$SECRET_ARN"
 export PROMOTE_SOURCE_REPOSITORY="$STAGING_HOST/api" PROMOTE_TARGET_REPOSITORY="$PRODUCTION_HOST/api"
 export PROMOTE_TABLE=ecr-promote-releases PROMOTE_CONTAINER_NAME=api PROMOTE_WAIT_SECONDS=1
 export PROMOTE_IMAGEDEFINITIONS="$WORK/imagedefinitions.json"

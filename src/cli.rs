@@ -11,6 +11,7 @@ use crate::aws::Aws;
 use crate::commands;
 use crate::deploy_files::DeployFiles;
 use crate::exit::Usage;
+use crate::intake::secrets::SecretSource;
 use crate::intake::{ReleaseSource, Secret};
 use crate::logging::LogFormat;
 use crate::promote::{Route, Settings, routes};
@@ -443,6 +444,11 @@ pub struct RunArgs {
     #[arg(long, env = "PROMOTE_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 
+    /// The Secrets Manager secret (ARN or name) holding the GitHub webhook secret, instead of its value: its
+    /// current value and, while a rotation is under way, its previous one are accepted.
+    #[arg(long, env = "PROMOTE_WEBHOOK_SECRET_ARN")]
+    pub webhook_secret_arn: Option<String>,
+
     #[command(flatten)]
     pub release: ReleaseArgs,
 
@@ -459,16 +465,30 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The webhook secret deliveries must be signed with, if any. Set but empty is a mistake, not a choice:
-    /// every delivery would fail its signature check and stay on the queue.
-    pub fn webhook_secret(&self) -> Result<Option<Secret>, Usage> {
-        match &self.webhook_secret {
-            Some(secret) if secret.is_empty() => Err(Usage(
+    /// Where the webhook secret deliveries must be signed with comes from, if anywhere. Set but empty is a
+    /// mistake, not a choice (every delivery would fail its signature check and stay on the queue), and so
+    /// are both settings at once.
+    pub fn webhook_secret(&self) -> Result<SecretSource, Usage> {
+        let arn = self.webhook_secret_arn.as_deref().map(str::trim);
+        match (&self.webhook_secret, arn) {
+            (Some(_), Some(_)) => Err(Usage(
+                "both PROMOTE_WEBHOOK_SECRET and PROMOTE_WEBHOOK_SECRET_ARN are set: keep the ARN, which also \
+                 accepts the previous value while the secret rotates"
+                    .into(),
+            )),
+            (Some(secret), None) if secret.is_empty() => Err(Usage(
                 "PROMOTE_WEBHOOK_SECRET is set but empty: set the GitHub webhook secret, or unset the \
                  variable to accept unsigned deliveries"
                     .into(),
             )),
-            secret => Ok(secret.clone().map(Secret::new)),
+            (None, Some("")) => Err(Usage(
+                "PROMOTE_WEBHOOK_SECRET_ARN is set but empty: name the Secrets Manager secret holding the \
+                 GitHub webhook secret, or unset the variable to accept unsigned deliveries"
+                    .into(),
+            )),
+            (Some(secret), None) => Ok(SecretSource::Value(Secret::new(secret.clone()))),
+            (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn.to_owned())),
+            (None, None) => Ok(SecretSource::Unsigned),
         }
     }
 }

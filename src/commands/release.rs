@@ -140,22 +140,26 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
         "--queue-url",
         "the SQS queue the release webhook feeds",
     )?;
+    let actions = list(
+        &args.release_actions,
+        "PROMOTE_RELEASE_ACTIONS",
+        "name the release actions that promote, e.g. published",
+    )?;
+    let webhook_secret = webhook_secret?;
+    let parts = Parts::open(&args.promotion, &table, stall).await?;
+    // Read before the queue is: a secret that cannot be read keeps every message where it is.
+    let webhook_secrets = webhook_secret.values(&parts.aws.config).await?;
     let run_settings = RunSettings {
         wait: Duration::from_secs(args.wait_seconds),
         visibility: Duration::from_secs(args.visibility_seconds),
         policy: Policy {
-            actions: list(
-                &args.release_actions,
-                "PROMOTE_RELEASE_ACTIONS",
-                "name the release actions that promote, e.g. published",
-            )?,
+            actions,
             prereleases: args.prereleases,
-            webhook_secret: webhook_secret?,
+            webhook_secrets,
         },
         redeploy_latest_when_empty: args.redeploy_latest_when_empty,
         dry_run: args.promotion.dry_run,
     };
-    let parts = Parts::open(&args.promotion, &table, stall).await?;
     let promoter = parts.promoter(settings).await?;
     let queue = Queue::new(&parts.aws.config, &queue_url);
     let report = run::run(&promoter, &queue, &run_settings).await?;

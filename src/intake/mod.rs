@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod github;
 pub mod queue;
+pub mod secrets;
 pub mod signature;
 
 pub use github::Release;
@@ -71,8 +72,9 @@ pub struct Policy {
     pub actions: Vec<String>,
     /// Whether releases marked as prereleases are promoted too.
     pub prereleases: bool,
-    /// When set, every delivery must carry a valid `X-Hub-Signature-256`.
-    pub webhook_secret: Option<Secret>,
+    /// When any is given, every delivery must carry an `X-Hub-Signature-256` made with one of them (the
+    /// current value first, then the previous one while a rotation is under way).
+    pub webhook_secrets: Vec<Secret>,
 }
 
 /// What to do with one message.
@@ -105,8 +107,8 @@ pub fn read(body: &str, policy: &Policy) -> Reading {
         Ok(delivery) => delivery,
         Err(reason) => return Reading::Malformed(reason),
     };
-    if let Some(secret) = &policy.webhook_secret
-        && let Err(reason) = signature::verify(&delivery, secret)
+    if !policy.webhook_secrets.is_empty()
+        && let Err(reason) = signature::verify(&delivery, &policy.webhook_secrets)
     {
         return Reading::Rejected(reason);
     }
@@ -173,7 +175,7 @@ mod tests {
         Policy {
             actions: vec!["published".into()],
             prereleases: false,
-            webhook_secret: None,
+            webhook_secrets: Vec::new(),
         }
     }
 
@@ -206,7 +208,7 @@ mod tests {
         let policy = Policy {
             actions: vec!["published".into(), "released".into()],
             prereleases: true,
-            webhook_secret: None,
+            webhook_secrets: Vec::new(),
         };
         assert!(matches!(
             read(&event("released", false, true), &policy),
@@ -217,7 +219,7 @@ mod tests {
     #[test]
     fn with_a_secret_unsigned_or_badly_signed_releases_are_rejected() {
         let policy = Policy {
-            webhook_secret: Some(Secret::new("s3cret".into())),
+            webhook_secrets: vec![Secret::new("s3cret".into())],
             ..policy()
         };
         let unsigned = serde_json::json!({"httpMethod": "POST", "headers": {"X-GitHub-Delivery": "d-1"},

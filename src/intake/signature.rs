@@ -23,17 +23,34 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Checks the delivery's signature over its raw body, comparing in constant time.
-pub fn verify(delivery: &Delivery, secret: &Secret) -> Result<(), String> {
+/// Checks the delivery's signature over its raw body against each of `secrets` (the current value first,
+/// then the previous one while a rotation is under way), comparing in constant time.
+pub fn verify(delivery: &Delivery, secrets: &[Secret]) -> Result<(), String> {
     let body = delivery
         .raw_body
         .as_deref()
         .ok_or("the message carries no webhook request (headers and raw body) to check")?;
-    verify_body(delivery.header("x-hub-signature-256"), body, secret)
+    verify_any(delivery.header("x-hub-signature-256"), body, secrets).map(|_| ())
 }
 
-/// Checks `header`, the request's `X-Hub-Signature-256` if it had one, against `body` as received.
-pub fn verify_body(header: Option<&str>, body: &[u8], secret: &Secret) -> Result<(), String> {
+/// Accepts `header`, the request's `X-Hub-Signature-256` if it had one, when it is `body`'s signature with any
+/// of `secrets` (constant-time comparisons, each over the same bytes), and says which one matched.
+pub fn verify_any(header: Option<&str>, body: &[u8], secrets: &[Secret]) -> Result<usize, String> {
+    // The current value's refusal is the one to show: a missing or malformed header reads the same for all.
+    let mut first_refusal = None;
+    for (index, secret) in secrets.iter().enumerate() {
+        match verify_body(header, body, secret) {
+            Ok(()) => return Ok(index),
+            Err(reason) => {
+                first_refusal.get_or_insert(reason);
+            }
+        }
+    }
+    Err(first_refusal.unwrap_or_else(|| "no webhook secret to check the signature against".into()))
+}
+
+/// Checks `header` against `body` as received, with one secret.
+fn verify_body(header: Option<&str>, body: &[u8], secret: &Secret) -> Result<(), String> {
     let header = header.ok_or("no X-Hub-Signature-256 header")?;
     let claimed = header
         .strip_prefix("sha256=")
@@ -85,9 +102,23 @@ mod tests {
     fn accepts_the_signature_of_the_raw_body() {
         let secret = Secret::new("s3cret".into());
         assert_eq!(
-            verify(&delivery(Some(signed(BODY, "s3cret")), BODY), &secret),
+            verify(&delivery(Some(signed(BODY, "s3cret")), BODY), &[secret]),
             Ok(())
         );
+    }
+
+    #[test]
+    fn accepts_a_signature_made_with_any_of_the_values_and_says_which() {
+        let values = [
+            Secret::new("current".into()),
+            Secret::new("previous".into()),
+        ];
+        let header = signed(BODY, "previous");
+        assert_eq!(verify_any(Some(&header), BODY.as_bytes(), &values), Ok(1));
+        let other = signed(BODY, "neither");
+        let refusal = verify_any(Some(&other), BODY.as_bytes(), &values).unwrap_err();
+        assert!(refusal.contains("does not match"), "{refusal}");
+        assert!(verify_any(Some(&header), BODY.as_bytes(), &[]).is_err());
     }
 
     #[test]
@@ -107,7 +138,7 @@ mod tests {
             (delivery(Some("sha1=abc".into()), BODY), "not sha256="),
             (unwrap(BODY).unwrap(), "no webhook request"),
         ] {
-            let error = verify(&delivery, &secret).unwrap_err();
+            let error = verify(&delivery, std::slice::from_ref(&secret)).unwrap_err();
             assert!(error.contains(says), "{error}");
         }
     }

@@ -308,7 +308,7 @@ mod tests {
         let policy = Policy {
             actions: vec!["published".into()],
             prereleases: false,
-            webhook_secret: None,
+            webhook_secrets: Vec::new(),
         };
         let messages = [
             message("new", release("v2", "2026-03-02T00:00:00Z"), 0),

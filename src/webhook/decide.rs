@@ -51,7 +51,7 @@ pub fn decide(headers: &HeaderMap, body: &[u8], policy: &Policy, secrets: &[Secr
     let signature_header = headers
         .get("x-hub-signature-256")
         .and_then(|value| value.to_str().ok());
-    let matched = match verify(signature_header, body, secrets) {
+    let matched = match signature::verify_any(signature_header, body, secrets) {
         Ok(matched) => matched,
         Err(reason) => return Verdict::Unauthorized(reason),
     };
@@ -110,22 +110,6 @@ pub fn decide(headers: &HeaderMap, body: &[u8], policy: &Policy, secrets: &[Secr
     })
 }
 
-/// Accepts a signature made with any of `secrets` (constant-time comparisons, each over the same bytes),
-/// and says which one matched.
-fn verify(header: Option<&str>, body: &[u8], secrets: &[Secret]) -> Result<usize, String> {
-    // The current value's refusal is the one to show: a missing or malformed header reads the same for all.
-    let mut first_refusal = None;
-    for (index, secret) in secrets.iter().enumerate() {
-        match signature::verify_body(header, body, secret) {
-            Ok(()) => return Ok(index),
-            Err(reason) => {
-                first_refusal.get_or_insert(reason);
-            }
-        }
-    }
-    Err(first_refusal.unwrap_or_else(|| "no webhook secret to check the signature against".into()))
-}
-
 /// The body goes as text when it is UTF-8 (GitHub's always is), so that the message stays within the
 /// queue's limit for the largest payloads; base64 otherwise, which `run` decodes the same way.
 fn queue_message(headers: &BTreeMap<String, String>, body: &[u8]) -> String {
@@ -169,7 +153,7 @@ mod tests {
         Policy {
             actions: vec!["published".into()],
             prereleases: false,
-            webhook_secret: None,
+            webhook_secrets: Vec::new(),
         }
     }
 
@@ -289,7 +273,7 @@ mod tests {
     /// The queued message as `run` reads it, with the current secret to check.
     fn read_as_run(message: &str) -> Reading {
         let policy = Policy {
-            webhook_secret: Some(Secret::new(CURRENT.into())),
+            webhook_secrets: vec![Secret::new(CURRENT.into())],
             ..policy()
         };
         intake::read(message, &policy)

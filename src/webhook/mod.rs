@@ -2,13 +2,12 @@
 //! production pipeline started. `src/bin/ecr-promote-webhook.rs` runs it under the Lambda runtime.
 //!
 //! `decide` rules on a request with no AWS call (signature, event, policy, size); `act` hands a promotion
-//! on (queue, pipeline) and `claims` remembers how far each delivery got; `secrets` keeps the webhook
-//! secret's current and previous values.
+//! on (queue, pipeline) and `claims` remembers how far each delivery got; `intake::secrets` keeps the
+//! webhook secret's current and previous values.
 
 pub mod act;
 pub mod claims;
 pub mod decide;
-pub mod secrets;
 pub mod settings;
 
 use std::time::Duration;
@@ -18,9 +17,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::intake::Policy;
+use crate::intake::secrets::Secrets;
 use act::{Dispatcher, Handed};
 use decide::Verdict;
-use secrets::Secrets;
 pub use settings::Settings;
 
 /// GitHub waits 10 s for an answer. Past this, the delivery is answered as failed (redelivering completes

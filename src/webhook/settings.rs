@@ -64,7 +64,7 @@ impl Settings {
             policy: Policy {
                 actions,
                 prereleases,
-                webhook_secret: None,
+                webhook_secrets: Vec::new(),
             },
         })
     }

@@ -5,8 +5,8 @@
 
 use crate::support::{
     COMMIT, DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, MAX_RECEIVE_COUNT, Outcome,
-    PROMOTE_BUILD_ARN, Pipeline, RELEASE, REPOSITORY, ReleaseEvent, WEBHOOK_SECRET, ping, run,
-    signature,
+    PROMOTE_BUILD_ARN, Pipeline, RELEASE, REPOSITORY, ReleaseEvent, WEBHOOK_SECRET, WebhookSecret,
+    ping, run, signature,
 };
 use serde_json::{Value, json};
 
@@ -305,6 +305,62 @@ async fn with_a_webhook_secret_only_correctly_signed_deliveries_are_promoted() {
     assert_eq!(pipeline.world.production.writes(), writes);
     assert_eq!(pipeline.output_files(), Vec::<String>::new());
     pipeline.assert_kept(&[&tampered, &unsigned]).await;
+}
+
+/// With the secret named by its ARN, `run` reads it from Secrets Manager and accepts its current value and,
+/// while a rotation is under way, its previous one: a delivery the webhook signed just before the rotation
+/// and `run` reads just after is promoted. A value from two rotations ago is rejected and kept.
+#[tokio::test]
+async fn with_the_secret_in_secrets_manager_a_delivery_signed_before_a_rotation_is_promoted() {
+    let pipeline = Pipeline::start().await;
+    let image = pipeline.stage(COMMIT).await;
+    let secret = WebhookSecret::create(&pipeline.world.moto, "github-webhook", "whsec-first").await;
+    secret.rotate("whsec-second").await;
+    secret.rotate("whsec-third").await;
+    let signed_with = |tag: &str, value: &str| {
+        let body = ReleaseEvent::published(tag, COMMIT).payload().to_string();
+        delivered(
+            Envelope::ApiGatewayV1,
+            &body,
+            Some(&signature(&body, value)),
+        )
+    };
+    pipeline
+        .queue
+        .send(&signed_with("v3.1.0", "whsec-second"))
+        .await;
+    pipeline
+        .queue
+        .send(&signed_with("v3.1.1", "whsec-third"))
+        .await;
+    let stale = signed_with("v6.6.6", "whsec-first");
+    let stale_id = pipeline.queue.send(&stale).await;
+
+    let outcome = run(pipeline
+        .run_command()
+        .env("PROMOTE_WEBHOOK_SECRET_ARN", &secret.arn))
+    .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    for tag in ["v3.1.0", "v3.1.1"] {
+        pipeline.assert_in_production(REPOSITORY, tag, &image).await;
+    }
+    assert_eq!(pipeline.production_digest("v6.6.6").await, None);
+    assert!(
+        outcome
+            .stderr
+            .lines()
+            .any(|line| line.contains("rejected: bad signature") && line.contains(&stale_id)),
+        "the stale signature is named: {}",
+        outcome.stderr
+    );
+    for value in ["whsec-first", "whsec-second", "whsec-third"] {
+        assert!(
+            !outcome.stdout.contains(value) && !outcome.stderr.contains(value),
+            "{value} appears in the output"
+        );
+    }
+    pipeline.assert_kept(&[&stale]).await;
 }
 
 #[tokio::test]

@@ -22,13 +22,13 @@ fn policy() -> Policy {
     Policy {
         actions: vec!["published".to_string()],
         prereleases: false,
-        webhook_secret: None,
+        webhook_secrets: Vec::new(),
     }
 }
 
 fn signed_policy() -> Policy {
     Policy {
-        webhook_secret: Some(Secret::new(WEBHOOK_SECRET.to_string())),
+        webhook_secrets: vec![Secret::new(WEBHOOK_SECRET.to_string())],
         ..policy()
     }
 }
@@ -42,7 +42,7 @@ fn assert_sensible(reading: &Reading, policy: &Policy) {
         ),
         Reading::Rejected(reason) => {
             assert!(
-                policy.webhook_secret.is_some(),
+                !policy.webhook_secrets.is_empty(),
                 "rejected without a webhook secret set: {reason}"
             );
             assert!(!reason.is_empty(), "a rejection says why");
@@ -60,7 +60,7 @@ fn read_under_both_policies(body: &str) -> Result<(), TestCaseError> {
     for policy in [policy(), signed_policy()] {
         let reading = intake::read(body, &policy);
         assert_sensible(&reading, &policy);
-        if policy.webhook_secret.is_some() {
+        if !policy.webhook_secrets.is_empty() {
             prop_assert!(
                 !matches!(reading, Reading::Promote { .. }),
                 "an unsigned delivery was promoted with a webhook secret set: {body}"

@@ -34,11 +34,23 @@ async fn an_empty_setting_or_no_region_is_named_and_nothing_is_touched() {
         ("PROMOTE_TABLE", ""),
         ("PROMOTE_QUEUE_URL", " "),
         ("PROMOTE_WEBHOOK_SECRET", ""),
+        ("PROMOTE_WEBHOOK_SECRET_ARN", " "),
     ] {
         let outcome = run(pipeline.run_command().env(variable, value)).await;
 
         outcome.assert_failed_naming(2, &[variable]);
     }
+    // Two places for one secret: which one is meant is not guessed.
+    let outcome = run(pipeline
+        .run_command()
+        .env("PROMOTE_WEBHOOK_SECRET", "whsec-value")
+        .env(
+            "PROMOTE_WEBHOOK_SECRET_ARN",
+            "ecr-promote/github-webhook-secret",
+        ))
+    .await;
+
+    outcome.assert_failed_naming(2, &["PROMOTE_WEBHOOK_SECRET", "PROMOTE_WEBHOOK_SECRET_ARN"]);
     let outcome = run(pipeline
         .run_command()
         .env_remove("AWS_REGION")

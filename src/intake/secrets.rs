@@ -1,4 +1,5 @@
-//! The webhook secret, from Secrets Manager, cached across invocations.
+//! The webhook secret: given as a value, or read from Secrets Manager — by `run` once, by the webhook
+//! function cached across invocations.
 //!
 //! Both the `AWSCURRENT` value and, while it exists, the `AWSPREVIOUS` one are kept, so that a rotation
 //! drops no delivery: GitHub signs with the old value until someone pastes the new one into the hook.
@@ -12,6 +13,32 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::intake::Secret;
+
+/// Where `run` finds the webhook secret deliveries must be signed with.
+#[derive(Debug)]
+pub enum SecretSource {
+    /// No secret: unsigned deliveries are accepted.
+    Unsigned,
+    /// The value itself (PROMOTE_WEBHOOK_SECRET): one value, so a delivery signed before a rotation and read
+    /// after it is rejected.
+    Value(Secret),
+    /// The secret's ARN (PROMOTE_WEBHOOK_SECRET_ARN): its current value and, while a rotation is under way,
+    /// the previous one, so that a delivery queued just before the rotation is still promoted.
+    SecretsManager(String),
+}
+
+impl SecretSource {
+    /// The values to check signatures against, the current one first; none for [`SecretSource::Unsigned`].
+    pub async fn values(self, config: &aws_config::SdkConfig) -> anyhow::Result<Vec<Secret>> {
+        Ok(match self {
+            SecretSource::Unsigned => Vec::new(),
+            SecretSource::Value(secret) => vec![secret],
+            SecretSource::SecretsManager(arn) => {
+                Secrets::new(config, &arn).values().await?.to_vec()
+            }
+        })
+    }
+}
 
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 pub const RECHECK_AFTER: Duration = Duration::from_secs(1);
