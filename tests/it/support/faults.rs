@@ -1,8 +1,9 @@
 //! A front that passes requests through to a server — a Distribution registry, or moto standing in
-//! for AWS — except those it was told to fail: answered with a status (503, 429…) a number of times, their response body cut off half
-//! way with the connection dropped, never answered, their response body stopped half way with the
-//! connection left open, or their request body taken slowly — as a flaky network, an overloaded
-//! ECR or a slow link between accounts would.
+//! for AWS — except those it was told to fail: answered with a status (503, 429…) a number of times,
+//! their response body cut off half way with the connection dropped, never answered, their response
+//! body stopped half way with the connection left open, or their request body taken slowly — as a
+//! flaky network, an overloaded ECR or a slow link between accounts would. For SQS, a batch call can be
+//! answered with every entry failed, which moto cannot be made to do (the one stand-in for a server).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
