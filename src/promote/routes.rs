@@ -168,6 +168,14 @@ mod tests {
                 ),
                 "containers api (111111111111.dkr.ecr.us-east-1.amazonaws.com/api) and worker",
             ),
+            (
+                // One production repository spelled twice: a host is the same whatever its case.
+                &format!(
+                    "[[container]]\nname=\"api\"\nsource=\"{STAGING}/api\"\ntarget=\"{PRODUCTION}/shared\"\n[[container]]\nname=\"worker\"\nsource=\"{STAGING}/worker\"\ntarget=\"{}/shared\"",
+                    PRODUCTION.to_uppercase()
+                ),
+                "both go to",
+            ),
         ] {
             let (_dir, path) = write("promote.toml", text);
             let error = from_config(&path).unwrap_err();

@@ -62,7 +62,8 @@ impl FromStr for Endpoints {
             if !url.path().ends_with('/') {
                 url.set_path(&format!("{}/", url.path()));
             }
-            by_host.insert(host.trim().to_owned(), url);
+            // As references spell hosts: in lower case.
+            by_host.insert(host.trim().to_ascii_lowercase(), url);
         }
         Ok(Endpoints { by_host })
     }
@@ -113,6 +114,12 @@ mod tests {
         assert_eq!(
             endpoints.base_url("other.example").unwrap().as_str(),
             "https://mirror.example/prefix/"
+        );
+        let upper: Endpoints = "Other.Example=http://127.0.0.1:5002".parse().unwrap();
+        assert_eq!(
+            upper.base_url("other.example").unwrap().as_str(),
+            "http://127.0.0.1:5002/",
+            "a host mapped in another case is the host references name"
         );
         assert_eq!(
             endpoints.base_url("registry.example.com").unwrap().as_str(),

@@ -178,7 +178,9 @@ impl FromStr for Reference {
             ));
         }
         Ok(Reference {
-            host: host.to_owned(),
+            // Host names are case-insensitive: one spelling, so that one registry is one host when references
+            // are compared (two routes into one repository) and connections are cached.
+            host: host.to_ascii_lowercase(),
             repository: repository.to_owned(),
             pointer,
         })
@@ -197,6 +199,18 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_is_one_host_whatever_its_case() {
+        let upper: Reference = "222222222222.DKR.ECR.us-east-1.AMAZONAWS.com/api:v1"
+            .parse()
+            .unwrap();
+        let lower: Reference = "222222222222.dkr.ecr.us-east-1.amazonaws.com/api:v1"
+            .parse()
+            .unwrap();
+        assert_eq!(upper, lower);
+        assert!(EcrHost::parse(&upper.host).is_some(), "{}", upper.host);
+    }
 
     const DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
