@@ -176,20 +176,11 @@ pub async fn audit(
             });
         }
     }
-    let mut targets: HashMap<String, Registry> = HashMap::new();
-    let mut sources: HashMap<String, Registry> = HashMap::new();
+    // The connector opens each registry once and shares it; the tag lists are what is worth keeping here.
     let mut staging_tags: HashMap<String, Vec<String>> = HashMap::new();
     for job in &jobs {
-        let host = &job.target.host;
-        if !targets.contains_key(host) {
-            targets.insert(host.clone(), connector.connect(host, Side::Target).await?);
-        }
-        let host = &job.staging.host;
-        if !sources.contains_key(host) {
-            sources.insert(host.clone(), connector.connect(host, Side::Source).await?);
-        }
         if let Entry::Vacant(slot) = staging_tags.entry(job.staging.to_string()) {
-            let source = &sources[host];
+            let source = connector.connect(&job.staging.host, Side::Source).await?;
             slot.insert(match source.tags(&job.staging.name).await {
                 Ok(tags) => tags,
                 // The whole repository is gone: every staging image in it has expired.
@@ -200,10 +191,12 @@ pub async fn audit(
     }
     let checked: Vec<(Production, Staging)> = futures_util::stream::iter(&jobs)
         .map(|job| {
-            let target = &targets[&job.target.host];
-            let source = &sources[&job.staging.host];
             let tags = &staging_tags[&job.staging.to_string()];
-            check(job, target, source, tags)
+            async move {
+                let target = connector.connect(&job.target.host, Side::Target).await?;
+                let source = connector.connect(&job.staging.host, Side::Source).await?;
+                check(job, &target, &source, tags).await
+            }
         })
         .buffered(concurrency.max(1))
         .try_collect()

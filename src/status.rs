@@ -669,19 +669,14 @@ impl Ecs {
 }
 
 /// What production holds for each release image, by tag: the tag's current digest and the manifests the
-/// recorded digest lists. One registry connection per host.
+/// recorded digest lists. The connector opens each registry once.
 async fn production_of(
     connector: &Connector,
     images: &[(Reference, Digest)],
 ) -> Result<HashMap<String, Production>> {
-    let mut registries = HashMap::new();
     let mut held = HashMap::new();
     for (tag, recorded) in images {
-        if !registries.contains_key(&tag.host) {
-            let target = connector.connect(&tag.host, Side::Target).await?;
-            registries.insert(tag.host.clone(), target);
-        }
-        let target = &registries[&tag.host];
+        let target = connector.connect(&tag.host, Side::Target).await?;
         let children = match target
             .children(&tag.with_pointer(Pointer::Digest(recorded.clone())))
             .await
