@@ -136,11 +136,13 @@ impl Connector {
                     .aws
                     .as_ref()
                     .ok_or("an ECR registry needs AWS credentials and a region")?;
-                let (config, role) = match (side, &aws.source) {
-                    (Side::Source, Some(source)) => {
-                        (source, " as the source role (PROMOTE_SOURCE_ROLE_ARN)")
-                    }
-                    _ => (&aws.config, ""),
+                // `connect` asks for the source side only when there is a source role.
+                let (config, role) = match side {
+                    Side::Source => (
+                        aws.for_source(),
+                        " as the source role (PROMOTE_SOURCE_ROLE_ARN)",
+                    ),
+                    Side::Target => (&aws.config, ""),
                 };
                 let token = auth::ecr_token(config, &ecr, host).await?;
                 (
