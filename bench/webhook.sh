@@ -37,15 +37,9 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
 fi
 [[ -f "$ZIP" ]] || { echo "no $ZIP: run scripts/webhook-zip.sh" >&2; exit 1; }
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ecr-promote-webhook-bench.XXXXXX")"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; exit 1; }
+# shellcheck source=../scripts/local-world.sh
+source "$REPO/scripts/local-world.sh"
+local_world_dir ecr-promote-webhook-bench
 
 "$PYTHON" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$ZIP" "$WORK"
 chmod +x "$WORK/bootstrap"
@@ -56,20 +50,13 @@ echo "timing $STARTS cold starts" >&2
 ready="$("$PYTHON" "$REPO/bench/webhook.py" ready "$WORK/bootstrap" "$STARTS")"
 
 echo "starting moto, the Lambda emulator and the function" >&2
-MOTO_PORT="$(free_port)"
-"$REPO/.local/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-wait_port "$MOTO_PORT"
+start_moto
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true
 QUEUE_URL="$("$PYTHON" "$REPO/scripts/demo/world.py" setup-aws releases ecr-promote-releases)"
 SECRET="$("$PYTHON" -c 'import secrets; print(secrets.token_hex(24))')"
 SECRET_ARN="$("$PYTHON" "$REPO/scripts/demo/world.py" setup-webhook ecr-promote/github-webhook-secret "$SECRET" ecr-promote-production)"
-LAMBDA_PORT="$(free_port)"
-(cd "$REPO" && PATH="$REPO/.local/venv/bin:$PATH" exec cargo-lambda lambda watch --only-lambda-apis \
-    -A 127.0.0.1 -P "$LAMBDA_PORT" >"$WORK/emulator.log" 2>&1) &
-PIDS+=($!)
-wait_port "$LAMBDA_PORT"
+start_lambda_emulator
 AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$LAMBDA_PORT/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
     AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 PROMOTE_QUEUE_URL="$QUEUE_URL" \
     PROMOTE_PIPELINE_NAME=ecr-promote-production PROMOTE_WEBHOOK_SECRET_ARN="$SECRET_ARN" \

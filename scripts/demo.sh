@@ -20,15 +20,10 @@ BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/ecr-promote"
 WEBHOOK_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/ecr-promote-webhook"
 PYTHON="$REPO/.local/venv/bin/python"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ecr-promote-demo.XXXXXX")"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=local-world.sh
+source "$REPO/scripts/local-world.sh"
+local_world_dir ecr-promote-demo
 
-free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { # url expected-status
     for _ in $(seq 1 100); do
         [[ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" == "$2" ]] && return 0
@@ -46,9 +41,7 @@ STAGING_HOST="$STAGING_ACCOUNT.dkr.ecr.$REGION.amazonaws.com"
 PRODUCTION_HOST="$PRODUCTION_ACCOUNT.dkr.ecr.$REGION.amazonaws.com"
 
 say "starting the local world in $WORK"
-MOTO_PORT="$(free_port)"
-"$REPO/.local/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
+start_moto
 declare -A PORT
 for name in staging production; do
     account=$STAGING_ACCOUNT
@@ -87,13 +80,7 @@ PROMOTE_QUEUE_URL="$("$PYTHON" "$REPO/scripts/demo/world.py" setup-aws releases 
 export PROMOTE_QUEUE_URL
 WEBHOOK_SECRET="$("$PYTHON" -c 'import secrets; print(secrets.token_hex(24))')"
 SECRET_ARN="$("$PYTHON" "$REPO/scripts/demo/world.py" setup-webhook ecr-promote/github-webhook-secret "$WEBHOOK_SECRET" ecr-promote-production)"
-LAMBDA_PORT="$(free_port)"
-# The Lambda Runtime API emulator, and its function URLs: plain HTTP in, function URL events out. With
-# --only-lambda-apis its Runtime API serves the function named "_" (the name in the URL below).
-(cd "$REPO" && PATH="$REPO/.local/venv/bin:$PATH" exec cargo-lambda lambda watch --only-lambda-apis \
-    -A 127.0.0.1 -P "$LAMBDA_PORT" >"$WORK/emulator.log" 2>&1) &
-PIDS+=($!)
-for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$LAMBDA_PORT") 2>/dev/null && break; sleep 0.1; done
+start_lambda_emulator
 AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$LAMBDA_PORT/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
     AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
     PROMOTE_PIPELINE_NAME=ecr-promote-production PROMOTE_WEBHOOK_SECRET_ARN="$SECRET_ARN" \
