@@ -290,6 +290,11 @@ impl<'a> Promoter<'a> {
             inspection,
         } = image;
         let digest = inspection.root.digest.clone();
+        // The root manifest the copy reads is what the referrers are looked up from: not fetched again.
+        let root = self
+            .settings
+            .with_referrers
+            .then(|| inspection.root.clone());
         let (source, target) = self.route_registries(&route).await?;
         let started = Instant::now();
         let progress = Arc::new(Progress::default());
@@ -312,13 +317,13 @@ impl<'a> Promoter<'a> {
             blobs_copied = report.blobs_copied, blobs_mounted = report.blobs_mounted, blobs_skipped = report.blobs_skipped,
             bytes = report.bytes_copied, ms = started.elapsed().as_millis() as u64, "copied image"
         );
-        if self.settings.with_referrers {
+        if let Some(root) = &root {
             let copied = registry::copy_referrers(
                 &source,
                 &staging,
                 &target,
                 &production,
-                &digest,
+                root,
                 &self.settings.copy,
             )
             .await?;

@@ -48,7 +48,7 @@ impl Descriptor {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Manifest {
     pub media_type: String,
     pub digest: Digest,
@@ -77,6 +77,14 @@ struct Parts {
 }
 
 impl Manifest {
+    /// The digests of the manifests this index lists; none for an image.
+    pub fn children(&self, reference: &str) -> Result<Vec<Digest>, RegistryError> {
+        Ok(match self.content(reference)? {
+            Content::Index(entries) => entries.into_iter().map(|entry| entry.digest).collect(),
+            Content::Image(_) => Vec::new(),
+        })
+    }
+
     pub fn content(&self, reference: &str) -> Result<Content, RegistryError> {
         let invalid = |detail: String| RegistryError::Corrupt {
             what: format!("reading manifest {reference}"),
@@ -191,13 +199,11 @@ impl Registry {
         })
     }
 
-    /// The digests of the manifests an index lists; none for an image.
+    /// The digests of the manifests an index at `reference` lists; none for an image.
     pub async fn children(&self, reference: &Reference) -> Result<Vec<Digest>, RegistryError> {
-        let manifest = self.get_manifest(reference).await?;
-        Ok(match manifest.content(&reference.to_string())? {
-            Content::Index(entries) => entries.into_iter().map(|entry| entry.digest).collect(),
-            Content::Image(_) => Vec::new(),
-        })
+        self.get_manifest(reference)
+            .await?
+            .children(&reference.to_string())
     }
 
     /// The digest a tag or digest currently resolves to, or `None` when there is no such manifest.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::copy::{CopyOptions, copy_image};
 use super::digest::Digest;
 use super::error::RegistryError;
+use super::manifest::Manifest;
 use super::progress::Progress;
 use super::reference::{Pointer, Reference};
 use super::transport::Registry;
@@ -60,7 +61,8 @@ impl Registry {
     }
 }
 
-/// Copies every artifact that refers to `digest` — or, for an index, to any manifest in it (a recursively
+/// Copies every artifact that refers to `root` (the image's manifest, as the copy read it) — or, for an index,
+/// to any manifest in it (a recursively
 /// signed multi-platform image signs each platform too) — from the source repository to the target
 /// repository, and returns how many it found. Referrers go by digest; convention tags keep their names (they
 /// are not release tags, and cosign rewrites them as signatures are added, so they may move): an artifact
@@ -70,15 +72,11 @@ pub async fn copy_referrers(
     source_ref: &Reference,
     target: &Registry,
     target_ref: &Reference,
-    digest: &Digest,
+    root: &Manifest,
     options: &CopyOptions,
 ) -> Result<usize, RegistryError> {
-    let mut subjects = vec![digest.clone()];
-    subjects.extend(
-        source
-            .children(&source_ref.with_pointer(Pointer::Digest(digest.clone())))
-            .await?,
-    );
+    let mut subjects = vec![root.digest.clone()];
+    subjects.extend(root.children(&source_ref.to_string())?);
     let between = Between {
         source,
         source_ref,
