@@ -193,25 +193,6 @@ impl<'a> Promoter<'a> {
             let inspection = registry::inspect(&source, &staging, &target, &production).await?;
             // Refused here, before any image is copied, so that no route moves if one would have to.
             inspection.refuse_moving(&production, false)?;
-            // Two routes into one production tag must carry one image, or the second copy would move the tag
-            // the first wrote (routes::from_config refuses such a config; this holds whatever the routes).
-            if let Some(other) = images.iter().find(|i| i.production == production)
-                && other.inspection.root.digest != inspection.root.digest
-            {
-                return Err(RegistryError::TagMoved {
-                    target: production.to_string(),
-                    existing: other.inspection.root.digest.clone(),
-                    incoming: inspection.root.digest.clone(),
-                })
-                .with_context(|| {
-                    format!(
-                        "containers {} and {} ship different images under one production tag: give each \
-                         image its own target repository in PROMOTE_CONFIG",
-                        other.route.containers.join(", "),
-                        route.containers.join(", ")
-                    )
-                });
-            }
             images.push(PlannedImage {
                 route: route.clone(),
                 staging,
