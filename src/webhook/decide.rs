@@ -63,9 +63,10 @@ pub fn decide(headers: &HeaderMap, body: &[u8], policy: &Policy, secrets: &[Secr
         })
         .collect();
     if matched > 0 {
-        // Signed with the previous value while the secret rotates. `run` checks messages with the current
-        // value only, so the body is signed again with it: the function has just proven the delivery
-        // genuine, and holding the current value is all a signature proves either way.
+        // Signed with the previous value while the secret rotates. A `run` given the value itself
+        // (PROMOTE_WEBHOOK_SECRET) knows the current one only, and one reading the secret by its ARN may
+        // read it after a second rotation, so the body is signed again with the current value: the function
+        // has just proven the delivery genuine, and holding the current value is all a signature proves.
         headers.insert(
             "x-hub-signature-256".into(),
             signature::sign(body, &secrets[0]),
@@ -340,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn a_signature_made_with_the_previous_secret_is_accepted_and_signed_again_for_run() {
+    fn a_signature_made_with_the_previous_secret_is_accepted_and_signed_again_with_the_current() {
         let body = payload("published", false, false);
         for shape in SHAPES {
             let Verdict::Promote(promotion) =
@@ -350,7 +351,7 @@ mod tests {
             };
             assert!(
                 matches!(read_as_run(&promotion.message), Reading::Promote { .. }),
-                "{shape:?}: run, which knows the current value only, reads it"
+                "{shape:?}: a run that knows the current value only reads it"
             );
         }
     }
