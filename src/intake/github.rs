@@ -37,6 +37,18 @@ pub struct Release {
 pub type Precedence = (Option<Timestamp>, Option<u64>);
 
 impl Release {
+    /// The release tag becomes the production image's tag: refused, naming the fix, when it cannot be one.
+    pub fn check_image_tag(&self) -> Result<(), String> {
+        if crate::registry::valid_tag(&self.tag_name) {
+            return Ok(());
+        }
+        Err(format!(
+            "release tag {:?} cannot be an image tag (letters, digits, '_', '.', '-', at most 128, not \
+             starting with '.' or '-'): rename the release",
+            self.tag_name
+        ))
+    }
+
     /// A release known only by its tag and, maybe, its commit: from the command line or pipeline variables.
     pub fn named(tag: String, commit: Option<String>) -> Release {
         Release {

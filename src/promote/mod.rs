@@ -16,7 +16,7 @@ pub use crate::ledger::DeployKind;
 use crate::ledger::{Deploy, Image, Ledger, Record, ReleaseState, now};
 use crate::registry::{
     self, Connector, CopyOptions, Digest, Inspection, Pointer, Progress, Reference, Registry,
-    RegistryError, Side, valid_tag,
+    RegistryError, Side,
 };
 use crate::resolve;
 pub use routes::Route;
@@ -170,12 +170,7 @@ impl<'a> Promoter<'a> {
     /// ahead: no production tag would move and the ledger holds no other commit under the tag.
     pub async fn plan(&self, release: &Release) -> Result<Plan> {
         let tag = &release.tag_name;
-        if !valid_tag(tag) {
-            bail!(
-                "release tag {tag:?} cannot be an image tag (letters, digits, '_', '.', '-', at most 128, not \
-                 starting with '.' or '-'): rename the release"
-            );
-        }
+        release.check_image_tag().map_err(anyhow::Error::msg)?;
         let started = Instant::now();
         let commit = resolve::commit_of(
             tag,

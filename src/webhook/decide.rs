@@ -88,13 +88,9 @@ pub fn decide(headers: &HeaderMap, body: &[u8], policy: &Policy, secrets: &[Secr
                 .into(),
         );
     };
-    if !crate::registry::valid_tag(&release.tag_name) {
+    if let Err(reason) = release.check_image_tag() {
         // `run` would refuse it after the pipeline started; said here, it shows in GitHub's delivery log.
-        return Verdict::Malformed(format!(
-            "release tag {:?} cannot be an image tag (letters, digits, '_', '.', '-', at most 128, not \
-             starting with '.' or '-'): rename the release",
-            release.tag_name
-        ));
+        return Verdict::Malformed(reason);
     }
     let message = queue_message(&delivery.headers, body);
     if message.len() > intake::MAX_MESSAGE_BYTES {
