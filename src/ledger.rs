@@ -22,7 +22,7 @@ use crate::timestamp::Timestamp;
 
 /// Keys of items that are not releases: the webhook function's delivery claims (`delivery#<id>`). `#` can
 /// never be in a release tag, which must be a valid image tag.
-const NOT_A_RELEASE: &str = "delivery#";
+pub const DELIVERY_CLAIM_PREFIX: &str = "delivery#";
 
 /// One image of a release.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -571,7 +571,12 @@ fn claim_token() -> String {
 
 /// Now, as the ledger writes times: RFC 3339 UTC, whole seconds.
 pub fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    time_text(std::time::SystemTime::now())
+}
+
+/// `at` as the ledger writes times: RFC 3339, whole seconds, UTC.
+pub fn time_text(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 impl Ledger {
@@ -801,7 +806,7 @@ impl Ledger {
                     Some(AttributeValue::S(key)) => key.as_str(),
                     _ => "(no tag_name)",
                 };
-                if key.starts_with(NOT_A_RELEASE) {
+                if key.starts_with(DELIVERY_CLAIM_PREFIX) {
                     continue;
                 }
                 match from_item(item) {

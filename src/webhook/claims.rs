@@ -16,9 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::ledger::{self, DELIVERY_CLAIM_PREFIX};
+
 /// GitHub offers to redeliver deliveries of the last three days; a week covers that with room to spare.
 pub const KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
-pub const KEY_PREFIX: &str = "delivery#";
 
 /// How far a delivery's handling got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +130,7 @@ impl Claims {
 }
 
 fn key(delivery: &str) -> AttributeValue {
-    AttributeValue::S(format!("{KEY_PREFIX}{delivery}"))
+    AttributeValue::S(format!("{DELIVERY_CLAIM_PREFIX}{delivery}"))
 }
 
 fn item(
@@ -152,7 +153,7 @@ fn item(
         ("release".to_owned(), AttributeValue::S(tag.to_owned())),
         (
             "updated_at".to_owned(),
-            AttributeValue::S(humantime::format_rfc3339_seconds(now).to_string()),
+            AttributeValue::S(ledger::time_text(now)),
         ),
         (
             "expires_at".to_owned(),
