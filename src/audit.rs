@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use crate::ledger::{Record, ReleaseState, Releases};
+use crate::ledger::{Record, ReleaseState, Releases, Unreadable};
 use crate::registry::{
     Connector, Digest, Pointer, Reference, Registry, RegistryError, Repository, Side,
 };
@@ -63,16 +63,10 @@ pub struct ReleaseAudit {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct UnreadableItem {
-    pub tag: String,
-    pub problem: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
 pub struct AuditReport {
     /// Newest promotion first, as the ledger lists them.
     pub releases: Vec<ReleaseAudit>,
-    pub unreadable: Vec<UnreadableItem>,
+    pub unreadable: Vec<Unreadable>,
     /// Release tags not on their recorded digest: exit 3.
     pub drift: Vec<String>,
     /// Expired or rebuilt staging images, promotions never completed, unreadable items.
@@ -82,7 +76,7 @@ pub struct AuditReport {
 /// The drift and the warnings in the checked releases and the unreadable items.
 pub fn findings(
     releases: &[ReleaseAudit],
-    unreadable: &[UnreadableItem],
+    unreadable: &[Unreadable],
 ) -> (Vec<String>, Vec<String>) {
     let (mut drift, mut warnings) = (Vec::new(), Vec::new());
     for release in releases {
@@ -227,14 +221,7 @@ pub async fn audit(
             images,
         });
     }
-    let unreadable: Vec<UnreadableItem> = releases
-        .unreadable
-        .iter()
-        .map(|u| UnreadableItem {
-            tag: u.tag.clone(),
-            problem: u.problem.clone(),
-        })
-        .collect();
+    let unreadable = releases.unreadable.clone();
     let (drift, warnings) = findings(&audited, &unreadable);
     Ok(AuditReport {
         releases: audited,
@@ -343,7 +330,8 @@ mod tests {
                 },
             ),
         ];
-        let unreadable = [UnreadableItem {
+        let unreadable = [Unreadable {
+            table: "releases".into(),
             tag: "v0".into(),
             problem: "field commit is missing".into(),
         }];

@@ -193,13 +193,15 @@ pub struct Conflict {
     pub digest: Digest,
 }
 
-/// An item under a release's key that is not a record this tool wrote (hand-written, or damaged).
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+/// An item under a release's key that is not a record this tool wrote (hand-written, or damaged). As JSON, its
+/// tag and problem (the table is the command's own).
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
 #[error(
     "the item for release {tag} in table {table} is unreadable: {problem}; it is not a record ecr-promote \
      wrote: fix or delete it by hand"
 )]
 pub struct Unreadable {
+    #[serde(skip)]
     pub table: String,
     pub tag: String,
     pub problem: String,
