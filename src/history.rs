@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ledger::{Record, Releases};
+use crate::ledger::{Record, Releases, Unreadable};
 
 pub fn short(text: &str, length: usize) -> &str {
     &text[..text.len().min(length)]
@@ -48,17 +48,22 @@ pub fn table(releases: &Releases) -> String {
             ]
         })
         .collect();
-    rows.extend(releases.unreadable.iter().map(|u| {
-        let mut row: [String; 7] = std::array::from_fn(|_| "-".to_owned());
-        row[0] = u.tag.clone();
-        row[1] = "unreadable".into();
-        row
-    }));
+    rows.extend(releases.unreadable.iter().map(unreadable_row));
     let mut out = columns(&std::iter::once(header).chain(rows).collect::<Vec<_>>());
     for item in &releases.unreadable {
         let _ = writeln!(out, "unreadable {}: {}", item.tag, item.problem);
     }
     out
+}
+
+/// The row of an item that is not a record, in a table whose first two columns are the tag and the state:
+/// its tag, `unreadable`, and `-` elsewhere.
+pub fn unreadable_row<const N: usize>(item: &Unreadable) -> [String; N] {
+    std::array::from_fn(|i| match i {
+        0 => item.tag.clone(),
+        1 => "unreadable".to_owned(),
+        _ => "-".to_owned(),
+    })
 }
 
 /// Rows (the header first) in columns aligned by padding, one line each, without trailing blanks.

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::audit::{AuditReport, Production, Staging};
 use crate::cli::AuditArgs;
-use crate::history::{columns, short};
+use crate::history::{columns, short, unreadable_row};
 use crate::ledger::Ledger;
 
 /// Releases checked at once. Each check is two small HEAD requests, so the time goes on waiting for answers:
@@ -70,12 +70,7 @@ fn render(report: &AuditReport, took: Duration) -> String {
             ]);
         }
     }
-    for item in &report.unreadable {
-        let mut row: [String; 8] = std::array::from_fn(|_| "-".to_owned());
-        row[0] = item.tag.clone();
-        row[1] = "unreadable".into();
-        rows.push(row);
-    }
+    rows.extend(report.unreadable.iter().map(unreadable_row));
     let mut out = columns(&rows);
     for warning in &report.warnings {
         let _ = writeln!(out, "warning: {warning}");
