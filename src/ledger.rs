@@ -613,6 +613,16 @@ impl Ledger {
         Ok(self.read(tag).await?.map(|(record, _)| record))
     }
 
+    /// The record of `tag`, which must exist: a tag never recorded is an error that says where to look.
+    pub async fn recorded(&self, tag: &str) -> Result<Record> {
+        self.get(tag).await?.with_context(|| {
+            format!(
+                "release {tag} is not recorded in table {}: `ecr-promote history` lists the releases",
+                self.table
+            )
+        })
+    }
+
     /// One consistent GetItem.
     async fn read_item(&self, tag: &str) -> Result<Option<Item>> {
         let answer = self

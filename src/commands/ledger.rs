@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 
 use crate::aws::Aws;
 use crate::cli::{HistoryArgs, LedgerArgs, ShowArgs};
@@ -26,13 +26,7 @@ pub async fn history(args: HistoryArgs, stall: Duration) -> Result<()> {
 
 pub async fn show(args: ShowArgs, stall: Duration) -> Result<()> {
     let ledger = open(&args.ledger, stall).await?;
-    let record = ledger.get(&args.tag).await?.ok_or_else(|| {
-        anyhow!(
-            "release {} is not recorded in table {}: `ecr-promote history` lists the releases",
-            args.tag,
-            ledger.table()
-        )
-    })?;
+    let record = ledger.recorded(&args.tag).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else {

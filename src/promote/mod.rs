@@ -336,9 +336,7 @@ impl<'a> Promoter<'a> {
 
     /// A recorded release, checked to be in production still on its recorded digests: what a redeploy ships.
     pub async fn recorded(&self, tag: &str) -> Result<Promotion> {
-        let record = self.ledger.get(tag).await?.with_context(|| {
-            format!("release {tag} is not recorded in table {}: `ecr-promote history` lists the releases", self.ledger.table())
-        })?;
+        let record = self.ledger.recorded(tag).await?;
         if record.state == ReleaseState::Pending {
             bail!(
                 "release {tag} is claimed in table {} but its promotion never completed: promote it again \
