@@ -225,6 +225,15 @@ impl Releases {
     }
 }
 
+/// Of `records`, the completed release deployed last: what production runs unless someone changed it outside
+/// ecr-promote. After a rollback that is the release rolled back to.
+pub fn last_shipped(records: &[Record]) -> Option<&Record> {
+    records
+        .iter()
+        .filter(|r| r.state == ReleaseState::Done)
+        .max_by_key(|r| r.last_shipped_at().unwrap_or_default())
+}
+
 type Item = HashMap<String, AttributeValue>;
 
 /// Attributes a rerun must not overwrite: what describes the release is kept from its first promotion (a

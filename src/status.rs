@@ -471,11 +471,7 @@ fn facts(k: &Known, matched_by: MatchedBy, production: Option<&Production>) -> R
 /// is a rollback made outside ecr-promote (an earlier task definition revision): not drift, but said, with
 /// the release it runs.
 fn rollbacks(deployments: &[DeploymentStatus], records: &[Record]) -> Vec<String> {
-    let Some(latest) = records
-        .iter()
-        .filter(|r| r.state == ReleaseState::Done)
-        .max_by_key(|r| r.last_shipped_at().unwrap_or_default())
-    else {
+    let Some(latest) = crate::ledger::last_shipped(records) else {
         return Vec::new();
     };
     let mut notes = Vec::new();

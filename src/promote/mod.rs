@@ -352,10 +352,9 @@ impl<'a> Promoter<'a> {
     /// "Newest" is the release deployed last: after a rollback that is the release rolled back to, so a
     /// re-run pipeline does not undo the rollback.
     pub async fn latest_recorded(&self) -> Result<Option<Promotion>> {
-        let releases = self.ledger.releases().await?.done();
-        let deployed_at = |r: &Record| r.last_shipped_at().unwrap_or_default().to_owned();
-        match releases.into_iter().max_by_key(deployed_at) {
-            Some(record) => Ok(Some(self.verified(record).await?)),
+        let releases = self.ledger.releases().await?;
+        match crate::ledger::last_shipped(&releases.records) {
+            Some(record) => Ok(Some(self.verified(record.clone()).await?)),
             None => Ok(None),
         }
     }
