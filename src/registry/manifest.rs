@@ -78,7 +78,7 @@ struct Parts {
 
 impl Manifest {
     /// The digests of the manifests this index lists; none for an image.
-    pub fn children(&self, reference: &str) -> Result<Vec<Digest>, RegistryError> {
+    pub fn listed_manifests(&self, reference: &str) -> Result<Vec<Digest>, RegistryError> {
         Ok(match self.content(reference)? {
             Content::Index(entries) => entries.into_iter().map(|entry| entry.digest).collect(),
             Content::Image(_) => Vec::new(),
@@ -203,7 +203,7 @@ impl Registry {
     pub async fn children(&self, reference: &Reference) -> Result<Vec<Digest>, RegistryError> {
         self.get_manifest(reference)
             .await?
-            .children(&reference.to_string())
+            .listed_manifests(&reference.to_string())
     }
 
     /// The digest a tag or digest currently resolves to, or `None` when there is no such manifest.

@@ -76,7 +76,7 @@ pub async fn copy_referrers(
     options: &CopyOptions,
 ) -> Result<usize, RegistryError> {
     let mut subjects = vec![root.digest.clone()];
-    subjects.extend(root.children(&source_ref.to_string())?);
+    subjects.extend(root.listed_manifests(&source_ref.to_string())?);
     let between = Between {
         source,
         source_ref,
