@@ -157,7 +157,14 @@ impl Record {
     }
 
     pub fn last_deployed_at(&self) -> Option<&str> {
-        self.deploys.iter().map(|d| d.deployed_at.as_str()).max()
+        self.last_deploy().map(|d| d.deployed_at.as_str())
+    }
+
+    /// The latest of the release's deploys.
+    pub fn last_deploy(&self) -> Option<&Deploy> {
+        self.deploys
+            .iter()
+            .max_by(|a, b| a.deployed_at.cmp(&b.deployed_at))
     }
 
     /// When ecr-promote last sent the release to production: its last deploy, else its promotion.

@@ -64,7 +64,7 @@ pub struct TaskContainer {
 }
 
 /// What ECS says about one service.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Service {
     pub cluster: String,
     pub name: String,
@@ -445,11 +445,7 @@ pub fn report(
 }
 
 fn facts(k: &Known, matched_by: MatchedBy, production: Option<&Production>) -> ReleaseFacts {
-    let last = k
-        .record
-        .deploys
-        .iter()
-        .max_by(|a, b| a.deployed_at.cmp(&b.deployed_at));
+    let last = k.record.last_deploy();
     ReleaseFacts {
         tag: k.record.tag_name.clone(),
         state: k.record.state,
@@ -459,7 +455,7 @@ fn facts(k: &Known, matched_by: MatchedBy, production: Option<&Production>) -> R
         recorded_digest: k.image.digest.clone(),
         production_digest: production.and_then(|p| p.tagged.clone()),
         promoted_at: k.record.promoted_at.clone(),
-        last_deployed_at: k.record.last_deployed_at().map(str::to_owned),
+        last_deployed_at: last.map(|d| d.deployed_at.clone()),
         build_arn: last
             .and_then(|d| d.build_arn.clone())
             .or_else(|| k.record.build_arn.clone()),

@@ -33,7 +33,7 @@ pub use copy::{CopyOptions, CopyReport, Inspection, copy_image, copy_inspected, 
 pub use digest::Digest;
 pub use endpoints::Endpoints;
 pub use error::RegistryError;
-pub use progress::{Progress, size};
+pub use progress::Progress;
 pub use reference::{EcrHost, Pointer, Reference, Repository, valid_tag};
 pub use referrers::copy_referrers;
 pub use transport::Registry;
