@@ -149,6 +149,7 @@ mod tests {
         record.prerelease = tag.contains("rc");
         record.deploys = deployed
             .map(|at| Deploy {
+                sequence: None,
                 deployed_at: at.into(),
                 kind: DeployKind::Redeploy,
                 build_arn: None,

@@ -24,6 +24,15 @@ use crate::timestamp::Timestamp;
 /// never be in a release tag, which must be a valid image tag.
 pub const DELIVERY_CLAIM_PREFIX: &str = "delivery#";
 
+/// The key of the item that numbers deploys ([`Deploy::sequence`]): not a release, like the delivery claims.
+const DEPLOY_SEQUENCE_KEY: &str = "sequence#deploys";
+
+/// Whether an item's key names a release: the table's other items (delivery claims, the deploy sequence) carry
+/// a `#`, which no image tag can.
+fn is_release_key(key: &str) -> bool {
+    !key.contains('#')
+}
+
 /// One image of a release.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Image {
@@ -55,11 +64,24 @@ impl DeployKind {
 /// One deploy of a release: its promotion, or a later redeploy.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Deploy {
+    /// The table's count of deploys when this one was recorded, taken by an atomic increment: the order deploys
+    /// happened in, which never ties (two deploys in one second do). `None` for deploys recorded before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// RFC 3339 UTC, whole seconds: for people; order comes from `sequence`.
     pub deployed_at: String,
     pub kind: DeployKind,
     pub build_arn: Option<String>,
     /// Who started it (CodeBuild's initiator, or the user at a terminal).
     pub initiator: Option<String>,
+}
+
+impl Deploy {
+    /// How this deploy orders against every other in the table: by sequence; deploys recorded before there
+    /// was one come before all that have one (they happened earlier), ordered among themselves by time.
+    pub fn order(&self) -> (Option<u64>, Option<Timestamp>) {
+        (self.sequence, self.deployed_at.parse().ok())
+    }
 }
 
 /// Where a release's promotion stands.
@@ -162,14 +184,7 @@ impl Record {
 
     /// The latest of the release's deploys.
     pub fn last_deploy(&self) -> Option<&Deploy> {
-        self.deploys
-            .iter()
-            .max_by(|a, b| a.deployed_at.cmp(&b.deployed_at))
-    }
-
-    /// When ecr-promote last sent the release to production: its last deploy, else its promotion.
-    pub fn last_shipped_at(&self) -> Option<&str> {
-        self.last_deployed_at().or(self.promoted_at.as_deref())
+        self.deploys.iter().max_by_key(|d| d.order())
     }
 
     /// How this release orders against others, as [`crate::intake::Release::precedence`] does.
@@ -233,12 +248,39 @@ impl Releases {
 }
 
 /// Of `records`, the completed release deployed last: what production runs unless someone changed it outside
-/// ecr-promote. After a rollback that is the release rolled back to.
+/// ecr-promote. After a rollback that is the release rolled back to. A promotion that was never deployed (an
+/// older release promoted in the same run as a newer one) is no deploy. Deploys recorded before they carried
+/// a sequence tie only within a second; such a tie goes to the release published later.
 pub fn last_shipped(records: &[Record]) -> Option<&Record> {
     records
         .iter()
         .filter(|r| r.state == ReleaseState::Done)
-        .max_by_key(|r| r.last_shipped_at().unwrap_or_default())
+        .filter_map(|r| Some((r.last_deploy()?.order(), r.precedence(), r)))
+        .max_by(|a, b| {
+            (&a.0, &a.1)
+                .cmp(&(&b.0, &b.1))
+                // Nothing tells them apart: one answer whatever order the table listed them in.
+                .then_with(|| a.2.tag_name.cmp(&b.2.tag_name))
+        })
+        .map(|(_, _, record)| record)
+}
+
+/// The order `history` lists records in, newest first: claims not yet completed (no promotion time) first of
+/// all, then by promotion time as an instant, then, within one second, the release published later first (a
+/// run promotes the releases it reads oldest first, so that is the one promoted later).
+fn newest_first(a: &Record, b: &Record) -> std::cmp::Ordering {
+    let when = |r: &Record| {
+        (
+            r.promoted_at.is_none(),
+            r.promoted_at
+                .as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok()),
+            r.precedence(),
+        )
+    };
+    when(b)
+        .cmp(&when(a))
+        .then_with(|| b.tag_name.cmp(&a.tag_name))
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -285,6 +327,12 @@ fn deploy_item(deploy: &Deploy) -> AttributeValue {
         ("deployed_at".to_owned(), string(&deploy.deployed_at)),
         ("kind".to_owned(), string(deploy.kind.as_str())),
     ]);
+    if let Some(sequence) = deploy.sequence {
+        item.insert(
+            "sequence".to_owned(),
+            AttributeValue::N(sequence.to_string()),
+        );
+    }
     optional(&mut item, "build_arn", deploy.build_arn.as_ref());
     optional(&mut item, "initiator", deploy.initiator.as_ref());
     AttributeValue::M(item)
@@ -370,6 +418,17 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
+    fn number(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.item.get(name) {
+            None => Ok(None),
+            Some(AttributeValue::N(number)) => number
+                .parse()
+                .map(Some)
+                .map_err(|_| self.problem(name, "is not a whole number")),
+            Some(_) => Err(self.problem(name, "is not a number")),
+        }
+    }
+
     fn texts(&self, name: &str) -> Result<Vec<String>, String> {
         match self.item.get(name) {
             None => Ok(Vec::new()),
@@ -446,7 +505,12 @@ fn from_item(item: &Item) -> Result<Record, String> {
         .maps("deploys")?
         .iter()
         .map(|deploy| {
+            // Checked as an instant, so that deploys order by time where they have no sequence.
+            deploy
+                .parsed::<Timestamp>("deployed_at")?
+                .ok_or_else(|| deploy.problem("deployed_at", "is missing"))?;
             Ok(Deploy {
+                sequence: deploy.number("sequence")?,
                 deployed_at: deploy.required("deployed_at")?.to_owned(),
                 kind: match deploy.required("kind")? {
                     "promote" => DeployKind::Promote,
@@ -466,15 +530,7 @@ fn from_item(item: &Item) -> Result<Record, String> {
         Some(AttributeValue::Bool(value)) => *value,
         Some(_) => return Err(fields.problem("prerelease", "is not a boolean")),
     };
-    let release_id = match item.get("release_id") {
-        None => None,
-        Some(AttributeValue::N(number)) => Some(
-            number
-                .parse()
-                .map_err(|_| fields.problem("release_id", "is not a whole number"))?,
-        ),
-        Some(_) => return Err(fields.problem("release_id", "is not a number")),
-    };
+    let release_id = fields.number("release_id")?;
     Ok(Record {
         tag_name: fields.required("tag_name")?.to_owned(),
         state,
@@ -792,13 +848,47 @@ impl Ledger {
         }
     }
 
-    /// Appends a deploy to a recorded release's history.
-    pub async fn record_deploy(&self, tag: &str, deploy: &Deploy) -> Result<()> {
+    /// The next number of the table's deploy sequence: an atomic increment of one item, which DynamoDB
+    /// serialises, so no two deploys share a number however close together they are.
+    async fn next_deploy_sequence(&self) -> Result<u64> {
+        let answer = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("tag_name", string(DEPLOY_SEQUENCE_KEY))
+            .update_expression("ADD #last :one")
+            .expression_attribute_names("#last", "last")
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(crate::aws::sdk_error)
+            .with_context(|| self.context("numbering a deploy", "dynamodb:UpdateItem"))?;
+        let last = answer.attributes().and_then(|a| a.get("last"));
+        match last {
+            Some(AttributeValue::N(number)) => number.parse().ok(),
+            _ => None,
+        }
+        .with_context(|| {
+            format!(
+                "numbering a deploy in table {}: item {DEPLOY_SEQUENCE_KEY} holds {last:?}, not a count; \
+                 delete it by hand (numbering starts again at 1, after every deploy recorded before)",
+                self.table
+            )
+        })
+    }
+
+    /// Appends a deploy to a recorded release's history, numbered after every deploy recorded before it.
+    pub async fn record_deploy(&self, tag: &str, deploy: Deploy) -> Result<Deploy> {
+        let deploy = Deploy {
+            sequence: Some(self.next_deploy_sequence().await?),
+            ..deploy
+        };
         let mut update = Update::default();
         let deploys = update.name("deploys");
         let (none, appended) = (
             update.value("none", AttributeValue::L(Vec::new())),
-            update.value("deploy", AttributeValue::L(vec![deploy_item(deploy)])),
+            update.value("deploy", AttributeValue::L(vec![deploy_item(&deploy)])),
         );
         update.sets.push(format!(
             "{deploys} = list_append(if_not_exists({deploys}, {none}), {appended})"
@@ -812,7 +902,8 @@ impl Ledger {
                     &format!("recording a deploy of release {tag}"),
                     "dynamodb:UpdateItem",
                 )
-            })
+            })?;
+        Ok(deploy)
     }
 
     /// Every release item (a paginated scan), newest promotion first; items that are not valid records are
@@ -834,7 +925,7 @@ impl Ledger {
                     Some(AttributeValue::S(key)) => key.as_str(),
                     _ => "(no tag_name)",
                 };
-                if key.starts_with(DELIVERY_CLAIM_PREFIX) {
+                if !is_release_key(key) {
                     continue;
                 }
                 match from_item(item) {
@@ -843,13 +934,7 @@ impl Ledger {
                 }
             }
         }
-        // A claim not yet completed has no promotion time: it is the newest of all.
-        releases.records.sort_by(|a, b| {
-            let when = |r: &Record| (r.promoted_at.is_none(), r.promoted_at.clone());
-            when(b)
-                .cmp(&when(a))
-                .then_with(|| b.tag_name.cmp(&a.tag_name))
-        });
+        releases.records.sort_by(newest_first);
         releases.unreadable.sort_by(|a, b| a.tag.cmp(&b.tag));
         Ok(releases)
     }
@@ -875,6 +960,7 @@ pub(crate) fn example(tag: &str) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn full() -> Record {
         let mut record = example("v1");
@@ -895,6 +981,7 @@ mod tests {
         record.build_arn = Some("arn:b".into());
         record.deliveries = vec!["d-1".into()];
         record.deploys = vec![Deploy {
+            sequence: Some(7),
             deployed_at: "2026-01-02T00:00:00Z".into(),
             kind: DeployKind::Redeploy,
             build_arn: Some("arn:b".into()),
@@ -968,6 +1055,103 @@ mod tests {
         let record = from_item(&item).unwrap();
         assert_eq!(record.state, ReleaseState::Done);
         assert_eq!(record.images, example("v1").images);
+    }
+
+    /// A done release of `tag`, published at second `published` of a day, never deployed.
+    fn published(tag: &str, published: u32) -> Record {
+        let mut record = example(tag);
+        record.published_at = Some(format!("2026-01-01T00:00:{published:02}Z").parse().unwrap());
+        record
+    }
+
+    fn deploy(sequence: Option<u64>, at: &str) -> Deploy {
+        Deploy {
+            sequence,
+            deployed_at: at.into(),
+            kind: DeployKind::Promote,
+            build_arn: None,
+            initiator: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the deploy times (many in one second) and the order the table lists records in, the release
+        /// chosen as deployed last is the one whose deploy was recorded last; a release only promoted, however
+        /// late, is never chosen.
+        #[test]
+        fn the_release_deployed_last_is_chosen_whatever_the_times_and_list_order(
+            deployed in proptest::collection::vec(0usize..4, 1..12),
+            steps in proptest::collection::vec(0u64..2, 12),
+            listed in proptest::strategy::Just((0..5).collect::<Vec<usize>>()).prop_shuffle(),
+        ) {
+            let mut records: Vec<Record> = (0..5).map(|i| published(&format!("v1.{i}.0"), i as u32)).collect();
+            // Release 4 is promoted after every deploy but never deployed.
+            records[4].promoted_at = Some("2026-01-02T00:00:00Z".into());
+            let mut second = 0;
+            for (index, (&release, step)) in deployed.iter().zip(&steps).enumerate() {
+                second += step;
+                records[release].deploys.push(deploy(
+                    Some(index as u64 + 1),
+                    &format!("2026-01-01T00:01:{second:02}Z"),
+                ));
+            }
+            let listed: Vec<Record> = listed.iter().map(|&i| records[i].clone()).collect();
+            let chosen = last_shipped(&listed).map(|r| r.tag_name.clone());
+            proptest::prop_assert_eq!(chosen, Some(format!("v1.{}.0", deployed.last().unwrap())));
+        }
+    }
+
+    #[test]
+    fn deploys_recorded_before_sequences_order_by_time_then_by_publication() {
+        let mut older = published("v1.0.0", 1);
+        let mut newer = published("v1.1.0", 2);
+        older.deploys = vec![deploy(None, "2026-01-01T00:01:00Z")];
+        newer.deploys = vec![deploy(None, "2026-01-01T00:01:00Z")];
+        for listed in [
+            vec![older.clone(), newer.clone()],
+            vec![newer.clone(), older.clone()],
+        ] {
+            assert_eq!(last_shipped(&listed).unwrap().tag_name, "v1.1.0");
+        }
+        // A later time wins over publication; a numbered deploy wins over any deploy recorded before numbering.
+        older.deploys.push(deploy(None, "2026-01-01T00:01:01Z"));
+        assert_eq!(
+            last_shipped(&[newer.clone(), older.clone()])
+                .unwrap()
+                .tag_name,
+            "v1.0.0"
+        );
+        newer.deploys.push(deploy(Some(1), "2026-01-01T00:00:59Z"));
+        assert_eq!(last_shipped(&[older, newer]).unwrap().tag_name, "v1.1.0");
+    }
+
+    #[test]
+    fn history_lists_promotions_of_one_second_published_later_first_and_fractions_as_instants() {
+        let mut records = vec![
+            published("v1.0.0", 1),
+            published("v1.2.0", 3),
+            published("v1.1.0", 2),
+        ];
+        for record in &mut records {
+            record.promoted_at = Some("2026-01-01T00:05:00Z".into());
+        }
+        let mut later = published("v0.9.0", 0);
+        later.promoted_at = Some("2026-01-01T00:05:00.5Z".into());
+        records.push(later);
+        records.sort_by(newest_first);
+        let tags: Vec<&str> = records.iter().map(|r| r.tag_name.as_str()).collect();
+        assert_eq!(tags, ["v0.9.0", "v1.2.0", "v1.1.0", "v1.0.0"]);
+    }
+
+    #[test]
+    fn a_deploy_time_that_is_no_instant_is_named() {
+        let mut record = full();
+        record.deploys[0].deployed_at = "yesterday".into();
+        let problem = from_item(&to_item(&record)).unwrap_err();
+        assert!(
+            problem.contains("field deploys[0].deployed_at is wrong"),
+            "{problem}"
+        );
     }
 
     #[test]

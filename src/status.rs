@@ -125,6 +125,8 @@ pub struct Running {
 pub enum Check {
     Ok,
     Drift,
+    /// A container ecr-promote does not deploy (a log router, a tracing agent): listed, never judged.
+    Sidecar,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -263,7 +265,7 @@ pub fn release_images(service: &Service, records: &[Record]) -> Vec<(Reference, 
     let mut images: Vec<(Reference, Digest)> = Vec::new();
     for definition in &service.task_definitions {
         for container in &definition.container_definitions {
-            if let Ok(image) = container.image.parse::<Reference>()
+            if let Ok(image) = Reference::from_container_image(&container.image)
                 && let Some((k, _)) = find(&known, &image)
                 && !images.iter().any(|(tag, _)| *tag == k.target)
             {
@@ -282,6 +284,14 @@ pub fn report(
     production: &HashMap<String, Production>,
 ) -> StatusReport {
     let known = known(&releases.records);
+    // The containers ecr-promote deploys are those its releases were recorded for; any other (a sidecar) runs
+    // what its own owner chose.
+    let released: BTreeSet<&str> = releases
+        .records
+        .iter()
+        .flat_map(|r| r.images.iter().flat_map(|i| &i.containers))
+        .map(String::as_str)
+        .collect();
     let mut notes = Vec::new();
     let mut drift = Vec::new();
     let mut deployments = Vec::new();
@@ -322,9 +332,19 @@ pub fn report(
                     })
                 })
                 .collect();
+            if !released.contains(container.name.as_str()) {
+                statuses.push(ContainerStatus {
+                    name: container.name.clone(),
+                    image: container.image.clone(),
+                    release: None,
+                    running,
+                    check: Check::Sidecar,
+                });
+                continue;
+            }
             let before = drift.len();
             let mut children: &[Digest] = &[];
-            let release = match container.image.parse::<Reference>() {
+            let release = match Reference::from_container_image(&container.image) {
                 Err(problem) => {
                     drift.push(format!(
                         "container {} (task definition {task_definition}) runs {}, which is no recorded \
@@ -434,6 +454,12 @@ pub fn report(
             containers: statuses,
         });
     }
+    if released.is_empty() {
+        notes.push(
+            "the ledger records no release: no container is one ecr-promote deployed, so none is checked"
+                .to_owned(),
+        );
+    }
     notes.extend(rollbacks(&deployments, &releases.records));
     StatusReport {
         cluster: service.cluster.clone(),
@@ -485,7 +511,7 @@ fn rollbacks(deployments: &[DeploymentStatus], records: &[Record]) -> Vec<String
                  ecr-promote deployed last ({}); `ecr-promote redeploy {tag}` records it",
                 deployment.task_definition,
                 latest.tag_name,
-                latest.last_shipped_at().unwrap_or("-")
+                latest.last_deployed_at().unwrap_or("-")
             ));
         }
     }
@@ -730,6 +756,7 @@ mod tests {
         record.commit = commit.into();
         record.promoted_at = Some(shipped_at.into());
         record.deploys = vec![Deploy {
+            sequence: None,
             deployed_at: shipped_at.into(),
             kind: DeployKind::Promote,
             build_arn: Some(BUILD.into()),
@@ -882,6 +909,76 @@ mod tests {
 
     fn tagged(tag: &str) -> String {
         format!("{PRODUCTION}/api:{tag}")
+    }
+
+    /// A task definition whose container api runs `image`, beside a FireLens log router and an X-Ray daemon
+    /// from public registries, named as task definitions name them.
+    fn with_sidecars(revision: u32, image: &str) -> TaskDefinition {
+        let mut definition = describe_task_definition(revision, image);
+        for (name, image) in [
+            (
+                "log_router",
+                "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+            ),
+            ("xray-daemon", "amazon/aws-xray-daemon"),
+        ] {
+            definition.container_definitions.push(ContainerDefinition {
+                name: name.into(),
+                image: image.into(),
+            });
+        }
+        definition
+    }
+
+    #[test]
+    fn sidecars_are_listed_never_judged_and_a_released_container_is_still() {
+        let releases = ledger();
+        let mut service = service(&[("PRIMARY", 2)], &[], Vec::new());
+        service.task_definitions = vec![with_sidecars(2, &tagged("v1.1.0"))];
+        let production = production_as_recorded(&service, &releases);
+
+        let clean = report(&service, &releases, &production);
+
+        assert_eq!(clean.drift, Vec::<String>::new());
+        let checks: Vec<(&str, Check)> = clean.deployments[0]
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.check))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("api", Check::Ok),
+                ("log_router", Check::Sidecar),
+                ("xray-daemon", Check::Sidecar)
+            ]
+        );
+
+        service.task_definitions = vec![with_sidecars(2, "amazon/aws-xray-daemon")];
+        let drifted = report(&service, &releases, &production);
+
+        assert_eq!(drifted.drift.len(), 1, "{:?}", drifted.drift);
+        assert!(
+            drifted.drift[0].contains("container api")
+                && drifted.drift[0].contains("amazon/aws-xray-daemon"),
+            "{:?}",
+            drifted.drift
+        );
+    }
+
+    #[test]
+    fn a_release_only_promoted_in_the_second_of_another_s_deploy_is_no_rollback() {
+        let mut releases = ledger();
+        // One run promoted v1.0.0 and v1.1.0 in the second it deployed v1.1.0; only v1.1.0 was deployed.
+        releases.records[1].promoted_at = Some("2026-11-20T10:00:00Z".into());
+        releases.records[1].deploys.clear();
+        let service = service(&[("PRIMARY", 2)], &[(2, &tagged("v1.1.0"))], Vec::new());
+        let production = production_as_recorded(&service, &releases);
+
+        let report = report(&service, &releases, &production);
+
+        assert_eq!(report.notes, Vec::<String>::new());
+        assert_eq!(report.drift, Vec::<String>::new());
     }
 
     #[test]
@@ -1121,7 +1218,10 @@ mod tests {
         for (image, says) in [
             (format!("{STAGING}/api:latest"), "it is a staging image"),
             (tagged("hotfix"), "no release recorded it"),
-            ("nginx:1.27".to_owned(), "has no registry host"),
+            (
+                "nginx:1.27".to_owned(),
+                "no repository that ecr-promote promotes to",
+            ),
             (
                 "public.ecr.aws/nginx/nginx:1.27".to_owned(),
                 "no repository that ecr-promote promotes to",

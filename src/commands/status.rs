@@ -82,13 +82,22 @@ fn render(report: &StatusReport) -> String {
                 match container.check {
                     Check::Ok => "ok",
                     Check::Drift => "DRIFT",
+                    Check::Sidecar => "sidecar",
                 }
                 .to_owned(),
             ]);
             let _ = writeln!(
                 details,
-                "{} {} ({}): {}",
-                deployment.status, container.name, deployment.task_definition, container.image
+                "{} {} ({}): {}{}",
+                deployment.status,
+                container.name,
+                deployment.task_definition,
+                container.image,
+                if container.check == Check::Sidecar {
+                    " (no release of ecr-promote's: not checked)"
+                } else {
+                    ""
+                }
             );
             if let Some(r) = release {
                 let by = match r.matched_by {

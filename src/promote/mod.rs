@@ -324,12 +324,13 @@ impl<'a> Promoter<'a> {
         let definitions = promotion.definitions(self.settings.pin_digest);
         self.settings.deploy.write(&definitions)?;
         let deploy = Deploy {
+            sequence: None,
             deployed_at: now(),
             kind,
             build_arn: self.settings.build_arn.clone(),
             initiator: self.settings.initiator.clone(),
         };
-        self.ledger.record_deploy(&promotion.tag, &deploy).await?;
+        self.ledger.record_deploy(&promotion.tag, deploy).await?;
         tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");
         Ok(())
     }

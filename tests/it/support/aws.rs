@@ -263,6 +263,11 @@ impl Table {
 
     /// The item recorded for `tag`, as JSON (strings, booleans, lists, maps; numbers as strings).
     pub async fn item(&self, tag: &str) -> Option<Value> {
+        self.attributes(tag).await.as_ref().map(json_of_item)
+    }
+
+    /// The item recorded for `tag`, as DynamoDB holds it.
+    async fn attributes(&self, tag: &str) -> Option<HashMap<String, AttributeValue>> {
         self.client
             .get_item()
             .table_name(&self.name)
@@ -272,11 +277,12 @@ impl Table {
             .await
             .expect("get an item")
             .item()
-            .map(json_of_item)
+            .cloned()
     }
 
-    /// Every item in the table, as JSON.
-    pub async fn items(&self) -> Vec<Value> {
+    /// Every item in the table, as JSON: the releases, the webhook's delivery claims and the deploy
+    /// sequence.
+    pub async fn all_items(&self) -> Vec<Value> {
         self.client
             .scan()
             .table_name(&self.name)
@@ -289,12 +295,42 @@ impl Table {
             .collect()
     }
 
+    /// Every release item, as JSON (keys with a `#`, which no release tag has, left out).
+    pub async fn items(&self) -> Vec<Value> {
+        let mut items = self.all_items().await;
+        items.retain(|item| {
+            item["tag_name"]
+                .as_str()
+                .is_some_and(|key| !key.contains('#'))
+        });
+        items
+    }
+
+    /// Changes the item recorded for `tag` in place, as another writer (or an older ecr-promote) might
+    /// have left it.
+    pub async fn rewrite(
+        &self,
+        tag: &str,
+        change: impl FnOnce(&mut HashMap<String, AttributeValue>),
+    ) {
+        let mut item = self
+            .attributes(tag)
+            .await
+            .unwrap_or_else(|| panic!("no item for {tag}"));
+        change(&mut item);
+        self.put_attributes(item).await;
+    }
+
     /// Writes an item of string attributes directly, as another run (or a person) might have.
     pub async fn put(&self, attributes: &[(&str, &str)]) {
         let item = attributes
             .iter()
             .map(|(name, value)| (name.to_string(), AttributeValue::S(value.to_string())))
             .collect();
+        self.put_attributes(item).await;
+    }
+
+    async fn put_attributes(&self, item: HashMap<String, AttributeValue>) {
         self.client
             .put_item()
             .table_name(&self.name)

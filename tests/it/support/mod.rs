@@ -31,7 +31,7 @@ pub use front::RedirectingFront;
 pub use github::{DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature};
 pub use image::{Flavour, Image, Index};
 pub use moto::Moto;
-pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
+pub use pipeline::{CONTAINER, ONE_SECOND, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
 pub use process::free_port;
 pub use registry::{Registry, Request};
 pub use wait::wait_until;
