@@ -8,14 +8,13 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::aws::Aws;
-use crate::commands;
 use crate::deploy_files::DeployFiles;
-use crate::exit::Usage;
 use crate::intake::secrets::SecretSource;
 use crate::intake::{ReleaseSource, Secret};
 use crate::logging::LogFormat;
 use crate::promote::{Route, Settings, routes};
 use crate::registry::{Connector, CopyOptions, Endpoints, Reference, Repository};
+use crate::usage::Usage;
 
 #[derive(Debug, Parser)]
 #[command(name = "ecr-promote", version, about, after_help = crate::exit::TABLE)]
@@ -579,22 +578,6 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub registries: RegistryArgs,
-}
-
-pub async fn execute(cli: Cli) -> Result<()> {
-    let stall = cli.stall();
-    match cli.command {
-        Command::Run(args) => commands::release::run(args, stall).await,
-        Command::Promote(args) => commands::release::promote(args, stall).await,
-        Command::Redeploy(args) => {
-            commands::release::redeploy(&args.promotion, &args.tag, stall).await
-        }
-        Command::History(args) => commands::ledger::history(args, stall).await,
-        Command::Show(args) => commands::ledger::show(args, stall).await,
-        Command::Copy(args) => commands::copy::copy(args, stall).await,
-        Command::Status(args) => commands::status::status(args, stall).await,
-        Command::Audit(args) => commands::audit::audit(args, stall).await,
-    }
 }
 
 #[cfg(test)]

@@ -21,4 +21,5 @@ pub mod registry;
 pub mod resolve;
 pub mod status;
 pub mod timestamp;
+pub mod usage;
 pub mod webhook;

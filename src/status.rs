@@ -13,6 +13,28 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::{Image, Ledger, Record, ReleaseState, Releases};
 use crate::registry::{Connector, Digest, Pointer, Reference, RegistryError, Repository, Side};
 
+/// What runs in production, or what a release tag holds, is not what was released: each finding names the
+/// container or release and the image at fault. The report with every finding has been printed already.
+#[derive(Debug, thiserror::Error)]
+#[error("drift: {}{}", findings.first().map(String::as_str).unwrap_or("(no finding)"),
+        match findings.len() { 0 | 1 => String::new(), n => format!(" (and {} more above)", n - 1) })]
+pub struct Drift {
+    pub findings: Vec<String>,
+}
+
+impl Drift {
+    /// The drift among `findings`, if there is any.
+    pub fn in_findings(findings: &[String]) -> Result<(), Drift> {
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(Drift {
+                findings: findings.to_vec(),
+            })
+        }
+    }
+}
+
 /// One deployment of the service, as `DescribeServices` gives it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -995,7 +1017,7 @@ mod tests {
 
         assert_eq!(report.drift, Vec::<String>::new());
         assert_eq!(report.notes, Vec::<String>::new());
-        assert!(crate::exit::Drift::in_findings(&report.drift).is_ok());
+        assert!(Drift::in_findings(&report.drift).is_ok());
         let deployment = &report.deployments[0];
         assert_eq!(
             (
@@ -1068,8 +1090,7 @@ mod tests {
                 assert!(finding.contains(named), "names {named}: {finding}");
             }
             assert_eq!(report.deployments[0].containers[0].check, Check::Drift);
-            let error = crate::exit::Drift::in_findings(&report.drift).unwrap_err();
-            assert_eq!(crate::exit::code_for(&error.into()), crate::exit::REFUSED);
+            assert!(Drift::in_findings(&report.drift).is_err());
         }
     }
 
@@ -1312,7 +1333,7 @@ mod tests {
 
     #[test]
     fn drift_says_the_first_finding_and_how_many_more() {
-        let drift = crate::exit::Drift {
+        let drift = Drift {
             findings: vec![
                 "container api runs x".into(),
                 "container worker runs y".into(),

@@ -5,12 +5,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{PromoteArgs, PromotionArgs, RunArgs, list, required_text};
-use crate::exit::Usage;
 use crate::intake::{self, Named, Policy, Queue, Release};
 use crate::ledger::Ledger;
 use crate::promote::run::{self, RunSettings};
 use crate::promote::{DeployKind, Plan, Promoter, Promotion, Settings};
 use crate::registry::Connector;
+use crate::usage::Usage;
 
 /// What a promotion command works with, built once here and lent to the library.
 struct Parts {

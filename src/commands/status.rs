@@ -40,7 +40,7 @@ pub async fn status(args: StatusArgs, stall: std::time::Duration) -> Result<()> 
     } else {
         print!("{}", render(&report));
     }
-    Ok(crate::exit::Drift::in_findings(&report.drift)?)
+    Ok(crate::status::Drift::in_findings(&report.drift)?)
 }
 
 /// One line per container of each deployment, then each container's full image, commit and build, then the
