@@ -27,6 +27,8 @@ run "${CHECKOV[@]}" -f Dockerfile
 run "$BIN/python" scripts/check_iam.py
 # The staging pipeline pushes the full commit hash production looks for, and keeps it long enough.
 run "$BIN/python" scripts/check_staging_contract.py
+# No import cycle in src/: exit codes and other decisions live above the typed errors they read.
+run "$BIN/python" scripts/check_layers.py
 run cargo fmt --all -- --check
 run cargo clippy --all-targets --locked --quiet -- -D warnings
 echo "lint: all clean"
