@@ -313,3 +313,39 @@ async fn from_a_signed_delivery_to_the_deploy_files() {
         );
     }
 }
+
+/// Whether SQS takes `c` in a message body (its SendMessage reference): #x9, #xA, #xD, #x20–#xD7FF,
+/// #xE000–#xFFFD, #x10000–#x10FFFF. moto's SQS takes any character, so the tests check for it.
+fn sqs_takes(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release_notes_with_characters_sqs_refuses_are_queued_as_sqs_takes_them_and_promoted() {
+    let front = FrontDoor::start().await;
+    let pipeline = &front.pipeline;
+    let image = pipeline.stage(COMMIT).await;
+    let mut payload = ReleaseEvent::published(TAG, COMMIT).payload();
+    payload["release"]["body"] = json!("Fixed \u{FFFE}reading\u{FFFF} of notes \u{1F680}");
+    let delivery = Delivery::of("release", &payload.to_string())
+        .shape(Shape::RestApi)
+        .signed(WEBHOOK_SECRET);
+    let answer = front.deliver(&delivery).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let queued = front.queued().await;
+    assert_eq!(queued.len(), 1, "messages on the queue");
+    let refused: Vec<char> = queued[0].chars().filter(|c| !sqs_takes(*c)).collect();
+    assert_eq!(
+        refused,
+        Vec::<char>::new(),
+        "characters SQS refuses in {}",
+        queued[0]
+    );
+
+    // `run` checks the signature over the body GitHub signed, characters SQS refuses included.
+    let mut command = pipeline.run_command();
+    command.env("PROMOTE_WEBHOOK_SECRET", WEBHOOK_SECRET);
+    let outcome = run(&mut command).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    pipeline.assert_in_production(REPOSITORY, TAG, &image).await;
+}
