@@ -282,8 +282,10 @@ mod tests {
 
     /// The verdict on `event` as the Lambda runtime hands it over.
     fn verdict_on(event: &str) -> Verdict {
-        let request = lambda_http::request::from_str(event).expect("lambda_http reads the event");
-        decide(request.headers(), request.body(), &policy(), &secrets())
+        let event = serde_json::from_str(event).expect("the event is JSON");
+        let request = super::super::event::open(&event).expect("an API Gateway event");
+        let body = request.body.expect("the body decodes");
+        decide(&request.headers, &body, &policy(), &secrets())
     }
 
     fn signed(shape: Shape, event: &str, body: &str, secret: &str, content_type: &str) -> Verdict {

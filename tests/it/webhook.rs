@@ -349,3 +349,44 @@ async fn release_notes_with_characters_sqs_refuses_are_queued_as_sqs_takes_them_
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     pipeline.assert_in_production(REPOSITORY, TAG, &image).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_however_malformed_gets_a_json_answer_and_one_log_line() {
+    let front = FrontDoor::start().await;
+    let mut events = Vec::new();
+    for shape in SHAPES {
+        let mut event = published()
+            .shape(shape)
+            .signed(WEBHOOK_SECRET)
+            .lambda_event();
+        event["isBase64Encoded"] = json!(true);
+        event["body"] = json!("{\"action\": not base64 %%%");
+        events.push((event, "not base64"));
+    }
+    events.push((json!({"hello": "world"}), "not an API Gateway"));
+    events.push((json!([1, 2]), "not an API Gateway"));
+    for (event, says) in &events {
+        let answer = front.function.invoke(event).await;
+        assert_eq!(answer.status, 400, "{event}: {answer:?}");
+        assert_eq!(answer.outcome(), "malformed", "{event}: {answer:?}");
+        assert!(answer.detail().contains(says), "{event}: {answer:?}");
+    }
+    let answered: Vec<_> = front
+        .function
+        .log_lines()
+        .into_iter()
+        .filter(|line| line.get("outcome").is_some())
+        .collect();
+    assert_eq!(
+        answered.len(),
+        events.len(),
+        "one line per event: {answered:?}"
+    );
+    assert!(
+        answered.iter().all(|line| line["status"] == json!(400)),
+        "{answered:?}"
+    );
+    let log = front.function.logs();
+    assert!(!log.contains("panicked"), "{log}");
+    front.assert_nothing_queued_or_started().await;
+}
