@@ -155,6 +155,9 @@ impl Secrets {
                 self.arn
             )
         })?;
-        Ok(Some(Secret::new(text.to_owned())))
+        Ok(Some(Secret::new(
+            text.to_owned(),
+            format!("the secret {} ({stage})", self.arn),
+        )))
     }
 }

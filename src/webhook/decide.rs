@@ -183,11 +183,17 @@ mod tests {
     }
 
     fn secrets() -> Vec<Secret> {
-        vec![Secret::new(CURRENT.into()), Secret::new(PREVIOUS.into())]
+        vec![
+            Secret::new(CURRENT.into(), "PROMOTE_WEBHOOK_SECRET"),
+            Secret::new(PREVIOUS.into(), "PROMOTE_WEBHOOK_SECRET"),
+        ]
     }
 
     fn sign(body: &str, secret: &str) -> String {
-        signature::sign(body.as_bytes(), &Secret::new(secret.into()))
+        signature::sign(
+            body.as_bytes(),
+            &Secret::new(secret.into(), "PROMOTE_WEBHOOK_SECRET"),
+        )
     }
 
     fn payload(action: &str, draft: bool, prerelease: bool) -> String {
@@ -300,7 +306,7 @@ mod tests {
     /// The queued message as `run` reads it, with the current secret to check.
     fn read_as_run(message: &str) -> Reading {
         let policy = Policy {
-            webhook_secrets: vec![Secret::new(CURRENT.into())],
+            webhook_secrets: vec![Secret::new(CURRENT.into(), "PROMOTE_WEBHOOK_SECRET")],
             ..policy()
         };
         intake::read(message, &policy)

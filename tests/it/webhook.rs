@@ -3,8 +3,8 @@
 //! Gateway and function URLs send, against moto's SQS, DynamoDB, Secrets Manager and CodePipeline.
 
 use crate::support::{
-    Counts, DELIVERY, Delivery, FrontDoor, REPOSITORY, ReleaseEvent, SHAPES, Shape, WEBHOOK_SECRET,
-    free_port, ping, run,
+    Counts, DELIVERY, Delivery, Envelope, FrontDoor, REPOSITORY, ReleaseEvent, SHAPES, Shape,
+    WEBHOOK_SECRET, free_port, ping, run,
 };
 use serde_json::json;
 
@@ -389,4 +389,61 @@ async fn every_event_however_malformed_gets_a_json_answer_and_one_log_line() {
     let log = front.function.logs();
     assert!(!log.contains("panicked"), "{log}");
     front.assert_nothing_queued_or_started().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_secret_with_whitespace_around_it_is_named_in_the_refusal() {
+    let front = FrontDoor::start().await;
+    // Stored from a file, with the newline no one typed into GitHub; twice, so that the previous value
+    // (the one without) is gone too.
+    let stored = format!("{WEBHOOK_SECRET}\n");
+    front.secret.rotate(&stored).await;
+    front.secret.rotate(&stored).await;
+
+    let answer = front.deliver(&published().signed(WEBHOOK_SECRET)).await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+    for named in [front.secret.arn.as_str(), r#"ends with "\n""#] {
+        assert!(answer.detail().contains(named), "{named}: {answer:?}");
+    }
+    // `run` says the same of a delivery signed without the newline, whichever way it is given the secret.
+    let body = published().body;
+    for (variable, value, named) in [
+        (
+            "PROMOTE_WEBHOOK_SECRET_ARN",
+            front.secret.arn.as_str(),
+            front.secret.arn.as_str(),
+        ),
+        (
+            "PROMOTE_WEBHOOK_SECRET",
+            stored.as_str(),
+            "PROMOTE_WEBHOOK_SECRET",
+        ),
+    ] {
+        // A message for each run: the one a run rejects stays invisible for a while.
+        front
+            .pipeline
+            .queue
+            .send(&Envelope::ApiGatewayV1.wrap_signed("release", &body, WEBHOOK_SECRET))
+            .await;
+        let mut command = front.pipeline.run_command();
+        command.env(variable, value);
+        let outcome = run(&mut command).await;
+        let rejection = outcome
+            .stderr
+            .lines()
+            .find(|line| line.contains("rejected: bad signature"))
+            .unwrap_or_else(|| panic!("{variable}: no rejection in {}", outcome.stderr));
+        for named in [named, "ends with", r"\n"] {
+            assert!(
+                rejection.contains(named),
+                "{variable}: {named}: {rejection}"
+            );
+        }
+    }
+
+    // The value is used as stored, as GitHub uses the value as typed.
+    let answer = front
+        .deliver(&published().id("as-stored").signed(&stored))
+        .await;
+    assert_eq!(answer.status, 202, "{answer:?}");
 }
