@@ -138,10 +138,7 @@ impl Webhook {
         if matches!(verdict, Verdict::Unauthorized(_)) {
             // Perhaps signed with a value set after the cache was filled.
             match self.secrets.reread().await {
-                Ok(Some(secrets)) => {
-                    verdict = decide::decide(headers, body, &self.policy, &secrets);
-                }
-                Ok(None) => {}
+                Ok(secrets) => verdict = decide::decide(headers, body, &self.policy, &secrets),
                 Err(error) => return failed(&error),
             }
         }
