@@ -364,7 +364,7 @@ impl Pipeline {
             "commit": commit,
             "digest": image.digest(),
             "digests": image.digest(),
-            "release_id": "1",
+            "release_id": 1,
             "source_image": source_image,
             "target_image": self.production_image(&release.tag),
             "containers": [CONTAINER],
