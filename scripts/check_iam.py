@@ -43,7 +43,12 @@ from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
 # `status`, which only an operator runs: its SDK calls go to README's operator policy, not the build role.
 OPERATOR_SOURCES = ["src/status", "src/commands/status.rs"]
-BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES
+# SDK calls made with the source (staging) configuration (Aws::for_source): granted where staging lets
+# production pull, with the source registry's actions. The vulnerability gate reads staging's scan findings.
+SOURCE_SDK_SOURCES = ["src/gates/vulnerabilities.rs"]
+BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES
+# Calls IAM lets every caller make, whatever its policies.
+NEEDS_NO_GRANT = {"sts:GetCallerIdentity": "AWS lets every caller ask who it is (who overrides a gate)"}
 # What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for
 # `show`) and the registries (the token, manifests, tag lists). No write, so the policy is safe to hand out.
 OPERATOR_READS = {"dynamodb:Scan", "dynamodb:GetItem", "ecr:GetAuthorizationToken", "ecr:BatchGetImage",
@@ -319,8 +324,9 @@ def check_readme(shown: dict):
 
 def check() -> str:
     files = list(rust_files(["src"], BUILD_EXCLUDES))
-    calls = sdk_calls(files)
+    calls = sdk_calls(files) - set(NEEDS_NO_GRANT)
     registry = registry_calls(files)
+    registry["source"] |= sdk_calls(rust_files(SOURCE_SDK_SOURCES))
     check_readme(check_build_role(calls, registry))
     check_staging_side(registry)
     operator = sdk_calls(rust_files(OPERATOR_SOURCES))

@@ -1,6 +1,7 @@
 //! Exit codes, for scripts and buildspecs that branch on why a run stopped. Decided here, at the top, from
 //! the typed errors the lower floors define; nothing below the command layer imports this module.
 
+use crate::gates::Refused;
 use crate::ledger::Conflict;
 use crate::promote::run::NothingPending;
 use crate::registry::RegistryError;
@@ -23,7 +24,8 @@ pub const TABLE: &str = "Exit codes:
   0  done (including \"already there\": the target tag was already on the same digest)
   1  failed: the error line names what to fix; queue messages not done stay for a retry
   2  bad command line or missing setting; nothing was touched
-  3  refused: the release tag already holds another digest or commit (a release tag never moves);
+  3  refused: the release tag already holds another digest or commit (a release tag never moves), or a
+     promotion gate refused the release;
      status, audit: drift — what runs or what a release tag holds is not what was released
   4  run: no pending release on the queue; nothing was deployed";
 
@@ -34,6 +36,7 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
     } else if error.downcast_ref::<NothingPending>().is_some() {
         NOTHING_PENDING
     } else if error.downcast_ref::<Conflict>().is_some()
+        || error.downcast_ref::<Refused>().is_some()
         || error.downcast_ref::<Drift>().is_some()
         || matches!(
             error.downcast_ref::<RegistryError>(),

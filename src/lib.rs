@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod deploy_files;
 pub mod exit;
+pub mod gates;
 pub mod history;
 pub mod intake;
 pub mod ledger;

@@ -12,7 +12,7 @@ use super::{Ledger, now};
 
 /// Attributes a rerun must not overwrite: what describes the release is kept from its first promotion (a
 /// `promote` by hand knows only tag and commit), and a completed release is not set back to pending.
-const KEPT: [&str; 9] = [
+const KEPT: [&str; 10] = [
     "state",
     "promoted_at",
     "release_name",
@@ -22,6 +22,8 @@ const KEPT: [&str; 9] = [
     "published_at",
     "release_id",
     "build_arn",
+    // The gates' evidence is of the promotion that happened: a rerun does not replace it.
+    "gates",
 ];
 
 /// A value no other run's claim will carry.

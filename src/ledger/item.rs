@@ -85,6 +85,11 @@ pub(super) fn to_item(record: &Record) -> Item {
     optional(&mut item, "author", record.author.as_ref());
     optional(&mut item, "published_at", record.published_at);
     optional(&mut item, "build_arn", record.build_arn.as_ref());
+    if !record.gates.is_empty() {
+        // One JSON text: the evidence's shape is the gates' own, read back whole by serde.
+        let gates = serde_json::to_string(&record.gates).expect("gate records serialise");
+        item.insert("gates".to_owned(), string(gates));
+    }
     if let Some(id) = record.release_id {
         item.insert("release_id".to_owned(), AttributeValue::N(id.to_string()));
     }
@@ -261,6 +266,12 @@ pub(super) fn from_item(item: &Item) -> Result<Record, String> {
         build_arn: fields.owned("build_arn")?,
         deliveries: fields.texts("deliveries")?,
         deploys,
+        gates: match fields.text("gates")? {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                fields.problem("gates", &format!("is not the gates' evidence: {e}"))
+            })?,
+        },
     })
 }
 

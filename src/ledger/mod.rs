@@ -44,15 +44,7 @@ pub struct Ledger {
     table: String,
 }
 
-/// Now, as the ledger writes times: RFC 3339 UTC, whole seconds.
-pub fn now() -> String {
-    time_text(std::time::SystemTime::now())
-}
-
-/// `at` as the ledger writes times: RFC 3339, whole seconds, UTC.
-pub fn time_text(at: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
-}
+pub use crate::timestamp::{now, time_text};
 
 impl Ledger {
     pub fn new(config: &aws_config::SdkConfig, table: &str) -> Ledger {
@@ -126,6 +118,29 @@ pub(crate) fn full() -> Record {
         kind: DeployKind::Redeploy,
         build_arn: Some("arn:b".into()),
         initiator: Some("alice".into()),
+    }];
+    record.gates = vec![crate::gates::GateRecord {
+        gate: crate::gates::Gate::Vulnerabilities,
+        verdict: crate::gates::Verdict::Overridden,
+        checked_at: "2026-01-01T23:59:00Z".into(),
+        vulnerabilities: crate::gates::vulnerabilities::VulnerabilityEvidence {
+            image: "s/api@sha256:1".into(),
+            threshold: crate::gates::vulnerabilities::Severity::High,
+            scan_status: "COMPLETE".into(),
+            counts: [("CRITICAL".to_owned(), 1), ("LOW".to_owned(), 3)].into(),
+            allowlisted: vec!["CVE-2026-0002 (until 2027-01-31)".into()],
+            blocking: vec![crate::gates::vulnerabilities::Finding {
+                id: "CVE-2026-0001".into(),
+                severity: "CRITICAL".into(),
+                package: Some("openssl".into()),
+            }],
+            blocking_count: 1,
+        },
+        overridden: Some(crate::gates::OverrideRecord {
+            by: "arn:aws:sts::222222222222:assumed-role/oncall/alice".into(),
+            reason: "hotfix; the finding is in an unused package".into(),
+            refusal: "1 finding(s) at or above HIGH".into(),
+        }),
     }];
     record
 }

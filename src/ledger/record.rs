@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::gates::GateRecord;
 use crate::registry::Digest;
 use crate::timestamp::Timestamp;
 
@@ -103,6 +104,9 @@ pub struct Record {
     /// GitHub `X-GitHub-Delivery` ids that promoted this release.
     pub deliveries: Vec<String>,
     pub deploys: Vec<Deploy>,
+    /// What each promotion gate saw and decided when the release was claimed (empty with no gate on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
 }
 
 impl Record {
@@ -130,6 +134,7 @@ impl Record {
             build_arn: None,
             deliveries: Vec::new(),
             deploys: Vec::new(),
+            gates: Vec::new(),
         })
     }
 

@@ -625,3 +625,116 @@ async fn create_pipeline_role(moto: &Moto) -> String {
         .unwrap_or_else(|| panic!("no role ARN in moto's answer:\n{text}"));
     arn.to_string()
 }
+
+/// ECR's scans of staging images, as moto keeps them. moto's ECR holds no image bytes (the
+/// Distribution registries do), so each scanned image is registered there by its manifest and
+/// digest, in the staging account, a scan is started, and moto is told through its own API what
+/// DescribeImageScanFindings answers for that digest.
+pub struct StagingScans {
+    moto: String,
+    ecr: aws_sdk_ecr::Client,
+}
+
+impl StagingScans {
+    /// Acting in the staging account, as the role `PROMOTE_SOURCE_ROLE_ARN` names does.
+    pub async fn open(moto: &Moto, role: &str) -> StagingScans {
+        let base = config(moto);
+        let assumed = aws_sdk_sts::Client::new(&base)
+            .assume_role()
+            .role_arn(role)
+            .role_session_name("tests")
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("assume {role}: {error:?}"));
+        let credentials = assumed.credentials().expect("credentials");
+        let staging = base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                credentials.access_key_id(),
+                credentials.secret_access_key(),
+                Some(credentials.session_token().to_string()),
+                None,
+                "staging",
+            )))
+            .build();
+        StagingScans {
+            moto: moto.url(),
+            ecr: aws_sdk_ecr::Client::new(&staging),
+        }
+    }
+
+    /// `image` in `repository` (under `tag`) scanned, with ECR's answer `findings` (the
+    /// `imageScanFindings` object; `status` the scan status).
+    pub async fn scanned(
+        &self,
+        repository: &str,
+        tag: &str,
+        image: &super::Image,
+        status: &str,
+        findings: Value,
+    ) {
+        let created = self
+            .ecr
+            .create_repository()
+            .repository_name(repository)
+            .send()
+            .await;
+        if let Err(error) = created {
+            assert!(
+                error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_repository_already_exists_exception()),
+                "create repository {repository}: {error:?}"
+            );
+        }
+        let manifest = String::from_utf8(image.manifest.clone()).expect("a JSON manifest");
+        let image_id = || {
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(image.digest())
+                .build()
+        };
+        self.ecr
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(manifest)
+            .image_manifest_media_type(image.media_type())
+            .image_tag(tag)
+            .image_digest(image.digest())
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("register {repository}:{tag} in moto's ECR: {error:?}"));
+        self.ecr
+            .start_image_scan()
+            .repository_name(repository)
+            .image_id(image_id())
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("start the scan of {repository}:{tag}: {error:?}"));
+        let result = serde_json::json!({
+            "account_id": super::STAGING_ACCOUNT,
+            "region": REGION,
+            "results": [{
+                "registryId": super::STAGING_ACCOUNT,
+                "repositoryName": repository,
+                "imageId": {"imageDigest": image.digest()},
+                "imageScanStatus": {"status": status, "description": format!("The scan is {status}.")},
+                "imageScanFindings": findings,
+            }],
+        });
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "{}/moto-api/static/ecr/scan-finding-results",
+                self.moto
+            ))
+            .header("content-type", "application/json")
+            .body(result.to_string())
+            .send()
+            .await
+            .expect("set moto's scan findings");
+        assert!(
+            answer.status().is_success(),
+            "moto refused the findings: {}",
+            answer.status()
+        );
+    }
+}
