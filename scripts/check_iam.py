@@ -75,6 +75,8 @@ REGISTRY_ACTIONS = {
 }
 PATH_KINDS = [("blobs/uploads/", "upload"), ("blobs/", "blob"), ("manifests/", "manifest"),
               ("tags/list", "tags"), ("referrers/", "referrers")]
+# The IAM prefix of an SDK crate's service where the two names differ.
+IAM_PREFIX = {"eventbridge": "events"}
 # SQS authorises its batch operations with the single-message action; IAM has no action named after them.
 BATCH_AUTHORISED_BY = {
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
@@ -131,7 +133,7 @@ def sdk_calls(files) -> set:
             service = constructed or clients.get(name)
             sent = re.search(r"\.(?:send|into_paginator)\(\)", text[m.end():text.find(";", m.end())])
             if service and sent:
-                action = f"{service}:{camel(operation)}"
+                action = f"{IAM_PREFIX.get(service, service)}:{camel(operation)}"
                 calls.add(BATCH_AUTHORISED_BY.get(action, action))
         if "AssumeRoleProvider" in text:
             calls.add("sts:AssumeRole")
@@ -252,7 +254,8 @@ def check_build_role(calls: set, registry: dict) -> dict:
     shown = None
     for with_role in (False, True):
         role = resource(template, "deploy/production.yml", "BuildRole",
-                        {"HasSourceRole": with_role, "HasKmsKey": True, "StagingInThisRegion": True})
+                        {"HasSourceRole": with_role, "HasKmsKey": True, "StagingInThisRegion": True,
+                         "HasEventBus": True})
         code_statements = {sid: a for sid, a in statements(role).items() if sid not in PLATFORM}
         what = f"deploy/production.yml BuildRole ({'with' if with_role else 'without'} SourceRoleArn)"
         fix = "change the role's statements (and README, \"IAM permissions\") or the code"

@@ -300,11 +300,26 @@ pub struct PromotionArgs {
     #[arg(long, env = "PROMOTE_WITH_REFERRERS")]
     pub with_referrers: bool,
 
+    /// Publish an event for each release promoted, refused or deployed to this EventBridge bus (name or
+    /// ARN), source "ecr-promote" (docs/events.md); off when unset, empty, "-" or "off". A failure to
+    /// publish is logged and never fails a promotion.
+    #[arg(long, env = "PROMOTE_EVENT_BUS")]
+    pub event_bus: Option<String>,
+
     #[command(flatten)]
     pub transfer: TransferArgs,
 
     #[command(flatten)]
     pub registries: RegistryArgs,
+}
+
+/// A setting templates always pass, given a value: "off", "-" and empty mean unset.
+fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && *v != "-" && !v.eq_ignore_ascii_case("off"))
+        .map(str::to_owned)
 }
 
 pub fn required<T>(value: Option<T>, variable: &str, flag: &str, what: &str) -> Result<T, Usage> {
@@ -368,6 +383,11 @@ impl PromotionArgs {
             source,
             target,
         }])
+    }
+
+    /// The EventBridge bus events go to, if any.
+    pub fn event_bus(&self) -> Option<String> {
+        given(&self.event_bus)
     }
 
     /// Every setting checked, before anything is touched. Redeploys ship what the ledger recorded, so they
@@ -435,14 +455,6 @@ impl GateArgs {
     /// The gates' settings, checked: an allowlist that does not read, or an override without a reason, is
     /// refused before anything is touched.
     pub fn settings(&self) -> Result<GateSettings, Usage> {
-        // Templates pass every setting, so "off", "-" and empty mean unset.
-        let given = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && *v != "-" && !v.eq_ignore_ascii_case("off"))
-                .map(str::to_owned)
-        };
         let allowlist = given(&self.gate_allowlist);
         let vulnerabilities = match given(&self.gate_vulnerabilities) {
             None => None,

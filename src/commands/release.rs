@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{GateArgs, PromoteArgs, PromotionArgs, RunArgs, list, required_text};
+use crate::events::Publisher;
 use crate::gates::{GateSettings, Gatekeeper};
 use crate::intake::{self, Named, Policy, Queue, Release};
 use crate::ledger::Ledger;
@@ -19,6 +20,7 @@ struct Parts {
     connector: Connector,
     ledger: Ledger,
     gatekeeper: Gatekeeper,
+    events: Publisher,
 }
 
 impl Parts {
@@ -33,16 +35,25 @@ impl Parts {
         let connector = args.registries.connector(Some(aws.clone()), stall);
         let ledger = Ledger::new(&aws.config, table);
         let gatekeeper = Gatekeeper::new(gates, &aws);
+        let events = Publisher::new(&aws.config, args.event_bus(), args.build_arn.clone());
         Ok(Parts {
             aws,
             connector,
             ledger,
             gatekeeper,
+            events,
         })
     }
 
     async fn promoter(&self, settings: Settings) -> Result<Promoter<'_>> {
-        Promoter::open(settings, &self.connector, &self.ledger, &self.gatekeeper).await
+        Promoter::open(
+            settings,
+            &self.connector,
+            &self.ledger,
+            &self.gatekeeper,
+            &self.events,
+        )
+        .await
     }
 }
 
@@ -97,13 +108,24 @@ async fn promote_and_deploy(
     let (settings, table) = args.settings(true)?;
     let parts = Parts::open(args, &table, gates.settings()?, stall).await?;
     let promoter = parts.promoter(settings).await?;
-    let plan = promoter.plan(&release).await?;
-    if args.dry_run {
-        print_plan(&plan, promoter.table());
-        print_deploy(&promoter, &plan.promotion(), true);
-        return Ok(());
-    }
-    let promotion = promoter.apply(plan, None).await?;
+    let promoted = match promoter.plan(&release).await {
+        Ok(plan) if args.dry_run => {
+            print_plan(&plan, promoter.table());
+            print_deploy(&promoter, &plan.promotion(), true);
+            return Ok(());
+        }
+        Ok(plan) => promoter.apply(plan, None).await,
+        Err(error) => Err(error),
+    };
+    let promotion = match promoted {
+        Ok(promotion) => promotion,
+        Err(error) => {
+            if !args.dry_run {
+                promoter.announce_refusal(&release, &error).await;
+            }
+            return Err(error);
+        }
+    };
     promoter.deploy(&promotion, DeployKind::Promote).await?;
     print_deploy(&promoter, &promotion, false);
     Ok(())

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::deploy_files::{DeployFiles, ImageDefinition};
+use crate::events::{Event, ImageRef, Publisher, ReleaseRef};
 use crate::gates::Gatekeeper;
 use crate::intake::Release;
 pub use crate::ledger::DeployKind;
@@ -59,6 +60,29 @@ pub struct Promotion {
 }
 
 impl Promotion {
+    fn release_ref(&self, url: Option<String>) -> ReleaseRef {
+        ReleaseRef {
+            tag: self.tag.clone(),
+            commit: Some(self.commit.clone()),
+            url,
+        }
+    }
+
+    /// Each image as events name it, with the staging image it came from where `sources` (in image order)
+    /// says.
+    fn image_refs(&self, sources: &[String]) -> Vec<ImageRef> {
+        self.images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| ImageRef {
+                containers: image.containers.clone(),
+                image: image.target.to_string(),
+                digest: image.digest.to_string(),
+                source: sources.get(i).cloned(),
+            })
+            .collect()
+    }
+
     fn definitions(&self, pin_digest: bool) -> Vec<ImageDefinition> {
         self.images
             .iter()
@@ -86,6 +110,7 @@ pub struct Promoter<'a> {
     connector: &'a Connector,
     ledger: &'a Ledger,
     gatekeeper: &'a Gatekeeper,
+    events: &'a Publisher,
 }
 
 /// One image of a planned promotion: where it comes from, where it goes, and what both hold now.
@@ -133,6 +158,7 @@ impl<'a> Promoter<'a> {
         connector: &'a Connector,
         ledger: &'a Ledger,
         gatekeeper: &'a Gatekeeper,
+        events: &'a Publisher,
     ) -> Result<Promoter<'a>> {
         for route in &settings.routes {
             connector.connect(&route.source.host, Side::Source).await?;
@@ -143,6 +169,7 @@ impl<'a> Promoter<'a> {
             connector,
             ledger,
             gatekeeper,
+            events,
         })
     }
 
@@ -247,6 +274,11 @@ impl<'a> Promoter<'a> {
     /// Claims the release tag in the ledger, copies every image, then completes the claim. Only the holder of
     /// the claim writes the production tag; a run stopped anywhere leaves a claim the same commit resumes.
     pub async fn apply(&self, plan: Plan, delivery: Option<&str>) -> Result<Promotion> {
+        let sources: Vec<String> = plan
+            .images
+            .iter()
+            .map(|image| format!("{}@{}", image.route.source, image.inspection.root.digest))
+            .collect();
         let record = plan.record;
         let tag = &record.tag_name;
         self.ledger.claim(&record).await?;
@@ -263,11 +295,18 @@ impl<'a> Promoter<'a> {
         let started = Instant::now();
         self.ledger.complete(&record, delivery).await?;
         tracing::info!(release = %tag, table = self.ledger.table(), ms = started.elapsed().as_millis() as u64, "recorded release");
-        Ok(Promotion {
+        let promotion = Promotion {
             tag: tag.clone(),
             commit: record.commit,
             images: promoted,
-        })
+        };
+        self.events
+            .publish(&Event::ReleasePromoted {
+                release: promotion.release_ref(record.html_url),
+                images: promotion.image_refs(&sources),
+            })
+            .await;
+        Ok(promotion)
     }
 
     /// Copies one image of a release (and, if asked, what refers to it), logging how far it has got while
@@ -344,9 +383,45 @@ impl<'a> Promoter<'a> {
             build_arn: self.settings.build_arn.clone(),
             initiator: self.settings.initiator.clone(),
         };
-        self.ledger.record_deploy(&promotion.tag, deploy).await?;
+        let deploy = self.ledger.record_deploy(&promotion.tag, deploy).await?;
         tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");
+        self.events
+            .publish(&Event::ReleaseDeployed {
+                release: promotion.release_ref(None),
+                deploy: kind.as_str().to_owned(),
+                sequence: deploy.sequence,
+                images: promotion.image_refs(&[]),
+            })
+            .await;
         Ok(())
+    }
+
+    /// Tells subscribers that a check refused `release`, if `error` is a refusal (a gate, or a tag held by
+    /// another commit or digest); other failures are retried, not refusals. Not for dry runs.
+    pub async fn announce_refusal(&self, release: &Release, error: &anyhow::Error) {
+        let check = if let Some(refused) = error.downcast_ref::<crate::gates::Refused>() {
+            format!("gate:{}", refused.gate.as_str())
+        } else if error.downcast_ref::<crate::ledger::Conflict>().is_some()
+            || matches!(
+                error.downcast_ref::<RegistryError>(),
+                Some(RegistryError::TagMoved { .. })
+            )
+        {
+            "tag".to_owned()
+        } else {
+            return;
+        };
+        self.events
+            .publish(&Event::ReleaseRefused {
+                release: ReleaseRef {
+                    tag: release.tag_name.clone(),
+                    commit: None,
+                    url: release.html_url.clone(),
+                },
+                check,
+                reason: format!("{error:#}"),
+            })
+            .await;
     }
 
     /// A recorded release, checked to be in production still on its recorded digests: what a redeploy ships.

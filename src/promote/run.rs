@@ -233,6 +233,9 @@ async fn act(
                 newest = Some((promotion, release));
             }
             Err(error) => {
+                if !settings.dry_run {
+                    promoter.announce_refusal(release, &error).await;
+                }
                 // Handed back at once, so that the next run retries it; the queue's redrive policy ends the
                 // retries in the dead-letter queue.
                 tracing::error!(message_id = %message.id, release = %release.tag_name, error = format!("{error:#}"), "promotion failed");

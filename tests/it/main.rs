@@ -5,6 +5,7 @@ mod commits;
 mod concurrency;
 mod copy;
 mod crash;
+mod events;
 mod faults;
 mod gates;
 mod guards;

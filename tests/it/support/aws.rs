@@ -61,16 +61,7 @@ impl Queue {
     pub async fn create(moto: &Moto, name: &str) -> Queue {
         let client = aws_sdk_sqs::Client::new(&config(moto));
         let dead_letter_url = create_queue(&client, &format!("{name}-dead-letter"), None).await;
-        let dead_letter_arn = client
-            .get_queue_attributes()
-            .queue_url(&dead_letter_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("get the dead-letter queue's ARN")
-            .attributes()
-            .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
-            .expect("a queue ARN");
+        let dead_letter_arn = queue_arn(&client, &dead_letter_url).await;
         let redrive = serde_json::json!({
             "deadLetterTargetArn": dead_letter_arn,
             "maxReceiveCount": MAX_RECEIVE_COUNT,
@@ -169,6 +160,19 @@ async fn counts(client: &aws_sdk_sqs::Client, url: &str) -> Counts {
         visible: count(&QueueAttributeName::ApproximateNumberOfMessages),
         not_visible: count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
     }
+}
+
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> String {
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("get the ARN of queue {url}: {error:?}"))
+        .attributes()
+        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("a queue ARN")
 }
 
 async fn receive_and_hand_back(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Received> {
@@ -736,5 +740,64 @@ impl StagingScans {
             "moto refused the findings: {}",
             answer.status()
         );
+    }
+}
+
+/// A subscription to ecr-promote's events, as a team would make one: an EventBridge bus, a rule on
+/// it matching the source `ecr-promote`, and a queue as the rule's target (moto's EventBridge
+/// delivers to SQS targets), from which the test reads each event's JSON.
+pub struct EventSubscription {
+    pub bus: String,
+    queue: Queue,
+}
+
+impl EventSubscription {
+    pub async fn create(moto: &Moto, bus: &str) -> EventSubscription {
+        let events = aws_sdk_eventbridge::Client::new(&config(moto));
+        events
+            .create_event_bus()
+            .name(bus)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create event bus {bus}: {error:?}"));
+        let queue = Queue::create(moto, &format!("{bus}-subscriber")).await;
+        let queue_arn = queue_arn(&queue.client, &queue.url).await;
+        events
+            .put_rule()
+            .name("ecr-promote-events")
+            .event_bus_name(bus)
+            .event_pattern(r#"{"source": ["ecr-promote"]}"#)
+            .send()
+            .await
+            .expect("put the rule");
+        events
+            .put_targets()
+            .rule("ecr-promote-events")
+            .event_bus_name(bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("subscriber")
+                    .arn(queue_arn)
+                    .build()
+                    .expect("a target"),
+            )
+            .send()
+            .await
+            .expect("put the rule's target");
+        EventSubscription {
+            bus: bus.to_string(),
+            queue,
+        }
+    }
+
+    /// Every event delivered so far, each as EventBridge sent it (`source`, `detail-type`,
+    /// `detail`), in the order the queue holds them.
+    pub async fn events(&self) -> Vec<Value> {
+        self.queue
+            .peek()
+            .await
+            .iter()
+            .map(|m| serde_json::from_str(&m.body).expect("an event is JSON"))
+            .collect()
     }
 }
