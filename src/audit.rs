@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use crate::gates::GateRecord;
 use crate::ledger::{Record, ReleaseState, Releases, Unreadable};
 use crate::registry::{
     Connector, Digest, Pointer, Reference, Registry, RegistryError, Repository, Side,
@@ -60,6 +61,9 @@ pub struct ReleaseAudit {
     pub commit: String,
     pub promoted_at: Option<String>,
     pub images: Vec<ImageAudit>,
+    /// The promotion gates' evidence, as recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -125,6 +129,9 @@ pub fn findings(
             }
         }
     }
+    for release in releases {
+        warnings.extend(gate_findings(release));
+    }
     for item in unreadable {
         warnings.push(format!(
             "ledger item {} is unreadable: {}",
@@ -132,6 +139,34 @@ pub fn findings(
         ));
     }
     (drift, warnings)
+}
+
+/// What the recorded gate evidence says that a person should know: a gate overridden, and evidence that is
+/// not of the digests the release recorded (written by hand, or for another image).
+fn gate_findings(release: &ReleaseAudit) -> Vec<String> {
+    let mut found = Vec::new();
+    for gate in &release.gates {
+        let name = gate.gate.as_str();
+        if let Some(o) = &gate.overridden {
+            found.push(format!(
+                "release {} was promoted past the {name} gate by {} at {}: {} (it refused: {})",
+                release.tag, o.by, gate.checked_at, o.reason, o.refusal
+            ));
+        }
+        let image = &gate.vulnerabilities.image;
+        let of_release = release
+            .images
+            .iter()
+            .any(|i| image.ends_with(&format!("@{}", i.recorded_digest)));
+        if !of_release {
+            found.push(format!(
+                "release {}: the {name} gate's evidence is of {image}, which is none of the release's recorded \
+                 digests",
+                release.tag
+            ));
+        }
+    }
+    found
 }
 
 /// One image to check, its references parsed.
@@ -219,6 +254,7 @@ pub async fn audit(
             commit: record.commit.clone(),
             promoted_at: record.promoted_at.clone(),
             images,
+            gates: record.gates.clone(),
         });
     }
     let unreadable = releases.unreadable.clone();
@@ -286,6 +322,7 @@ mod tests {
             state,
             commit: "3f2a9c1e5b7d4c8a9f0e1d2c3b4a5f6e7d8c9b0a".into(),
             promoted_at: None,
+            gates: Vec::new(),
             images: vec![ImageAudit {
                 containers: vec!["api".into()],
                 target_image: format!("p.example/api:{tag}"),
@@ -360,5 +397,34 @@ mod tests {
             "{warnings:?}"
         );
         assert!(warnings[4].contains("v0") && warnings[4].contains("field commit is missing"));
+    }
+
+    #[test]
+    fn an_overridden_gate_and_evidence_of_another_image_are_warned_of() {
+        let mut audited = release("v1", ReleaseState::Done, Production::Holds, present());
+        let mut gate = crate::ledger::full().gates.remove(0);
+        gate.vulnerabilities.image = format!("s.example/api@{}", digest("aa"));
+        audited.gates = vec![gate.clone()];
+
+        let (drift, warnings) = findings(&[audited.clone()], &[]);
+
+        assert!(drift.is_empty(), "{drift:?}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        for said in [
+            "promoted past the vulnerabilities gate",
+            "arn:aws:sts::222222222222:assumed-role/oncall/alice",
+            "hotfix",
+        ] {
+            assert!(warnings[0].contains(said), "says {said}: {warnings:?}");
+        }
+
+        gate.overridden = None;
+        gate.vulnerabilities.image = format!("s.example/api@{}", digest("bb"));
+        audited.gates = vec![gate];
+        let (_, warnings) = findings(&[audited], &[]);
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("none of the release's recorded digests"),
+            "{warnings:?}"
+        );
     }
 }

@@ -212,6 +212,21 @@ async fn an_override_promotes_past_a_refusal_and_records_who_why_and_what_was_re
         "{overridden}"
     );
     assert!(gate["checked_at"].is_string(), "{gate}");
+
+    let audit = run(pipeline.ledger_command("audit").arg("--json")).await;
+
+    assert_eq!(audit.code, 0, "{}", audit.stderr);
+    let report: Value = serde_json::from_str(&audit.stdout).expect("audit --json is JSON");
+    assert_eq!(report["releases"][0]["gates"][0]["verdict"], "overridden");
+    assert!(
+        report["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w
+                .as_str()
+                .is_some_and(|w| w.contains("promoted past the vulnerabilities gate")
+                    && w.contains("INC-42")))),
+        "audit re-reads the override: {report}"
+    );
 }
 
 #[tokio::test]
