@@ -300,17 +300,30 @@ pub struct PromotionArgs {
     #[arg(long, env = "PROMOTE_WITH_REFERRERS")]
     pub with_referrers: bool,
 
-    /// Publish an event for each release promoted, refused or deployed to this EventBridge bus (name or
-    /// ARN), source "ecr-promote" (docs/events.md); off when unset, empty, "-" or "off". A failure to
-    /// publish is logged and never fails a promotion.
-    #[arg(long, env = "PROMOTE_EVENT_BUS")]
-    pub event_bus: Option<String>,
+    #[command(flatten)]
+    pub events: EventArgs,
 
     #[command(flatten)]
     pub transfer: TransferArgs,
 
     #[command(flatten)]
     pub registries: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// Publish an event to this EventBridge bus (name or ARN), source "ecr-promote" (docs/events.md), for
+    /// each release promoted, refused or deployed, and for drift found by status or audit; off when unset,
+    /// empty, "-" or "off". A failure to publish is logged and never fails the command.
+    #[arg(long, env = "PROMOTE_EVENT_BUS")]
+    pub event_bus: Option<String>,
+}
+
+impl EventArgs {
+    /// The EventBridge bus events go to, if any.
+    pub fn bus(&self) -> Option<String> {
+        given(&self.event_bus)
+    }
 }
 
 /// A setting templates always pass, given a value: "off", "-" and empty mean unset.
@@ -383,11 +396,6 @@ impl PromotionArgs {
             source,
             target,
         }])
-    }
-
-    /// The EventBridge bus events go to, if any.
-    pub fn event_bus(&self) -> Option<String> {
-        given(&self.event_bus)
     }
 
     /// Every setting checked, before anything is touched. Redeploys ship what the ledger recorded, so they
@@ -676,6 +684,9 @@ pub struct StatusArgs {
 
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+
+    #[command(flatten)]
+    pub events: EventArgs,
 }
 
 #[derive(Debug, Args)]
@@ -689,6 +700,9 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub registries: RegistryArgs,
+
+    #[command(flatten)]
+    pub events: EventArgs,
 }
 
 #[cfg(test)]

@@ -64,6 +64,15 @@ pub enum Event {
         sequence: Option<u64>,
         images: Vec<ImageRef>,
     },
+    /// What runs in production, or what a release tag holds, is not what was released.
+    DriftFound {
+        /// `status` (what the service runs) or `audit` (what the release tags hold).
+        found_by: String,
+        /// The service status checked.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+        findings: Vec<String>,
+    },
 }
 
 impl Event {
@@ -73,6 +82,7 @@ impl Event {
             Event::ReleasePromoted { .. } => "Release Promoted",
             Event::ReleaseRefused { .. } => "Release Refused",
             Event::ReleaseDeployed { .. } => "Release Deployed",
+            Event::DriftFound { .. } => "Drift Found",
         }
     }
 

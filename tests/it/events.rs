@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::support::{COMMIT, EventSubscription, OTHER_COMMIT, Pipeline, RELEASE, run};
+use crate::support::{
+    COMMIT, CONTAINER, Ecs, EventSubscription, OTHER_COMMIT, Pipeline, RELEASE, run,
+};
 
 /// The kinds of `events`, in order.
 fn kinds(events: &[Value]) -> Vec<&str> {
@@ -121,4 +123,41 @@ async fn without_a_bus_nothing_is_published_and_a_bus_that_fails_never_fails_the
         outcome.stderr
     );
     assert_eq!(subscription.events().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn drift_found_by_status_is_published_with_its_findings() {
+    let pipeline = Pipeline::start().await;
+    let subscription = EventSubscription::create(&pipeline.world.moto, "releases").await;
+    pipeline.stage(COMMIT).await;
+    let promoted = pipeline.promote(RELEASE, COMMIT).await;
+    assert_eq!(promoted.code, 0, "{}", promoted.stderr);
+    // The service runs the staging image, not the release.
+    let staging_image = format!("{}:{COMMIT}", pipeline.source_repository());
+    let ecs = Ecs::create(&pipeline.world.moto, "production").await;
+    let revision = ecs
+        .register("shop-api", &[(CONTAINER, &staging_image)])
+        .await;
+    ecs.create_service("shop-api", &revision).await;
+
+    let outcome = run(pipeline
+        .ledger_command("status")
+        .env("PROMOTE_CLUSTER", "production")
+        .env("PROMOTE_SERVICE", "shop-api")
+        .env("PROMOTE_EVENT_BUS", &subscription.bus))
+    .await;
+
+    assert_eq!(outcome.code, 3, "{}", outcome.stderr);
+    let events = subscription.events().await;
+    assert_eq!(kinds(&events), ["drift_found"], "{events:?}");
+    let detail = &events[0]["detail"];
+    assert_eq!(events[0]["detail-type"], "Drift Found");
+    assert_eq!(detail["found_by"], "status");
+    assert_eq!(detail["service"], "production/shop-api");
+    assert!(
+        detail["findings"][0]
+            .as_str()
+            .is_some_and(|f| f.contains(&staging_image)),
+        "{detail}"
+    );
 }
