@@ -23,7 +23,7 @@ run "$BIN/cfn-lint"
 CHECKOV=("$REPO/.local/checkov/bin/checkov" --skip-download --quiet --compact)
 run "${CHECKOV[@]}" -d deploy
 run "${CHECKOV[@]}" -f Dockerfile
-# Each role grants exactly the AWS actions the Rust code calls, and README's IAM block says the same.
+# Each role grants exactly the AWS actions the Rust code calls, and docs/permissions.md says the same.
 run "$BIN/python" scripts/check_iam.py
 # The staging pipeline pushes the full commit hash production looks for, and keeps it long enough.
 run "$BIN/python" scripts/check_staging_contract.py

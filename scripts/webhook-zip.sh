@@ -6,7 +6,7 @@
 #   scripts/webhook-zip.sh --arm64   arm64 (Graviton; Architecture: arm64). Needs the Rust target
 #                                    first: rustup target add aarch64-unknown-linux-gnu
 #
-# Prints the zip's path and size. Upload it to S3 and deploy deploy/webhook.yml (README, "Deploying it").
+# Prints the zip's path and size. Upload it to S3 and deploy deploy/webhook.yml (docs/deploying.md).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
