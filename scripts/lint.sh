@@ -27,6 +27,8 @@ run "${CHECKOV[@]}" -f Dockerfile
 run "$BIN/python" scripts/check_iam.py
 # The staging pipeline pushes the full commit hash production looks for, and keeps it long enough.
 run "$BIN/python" scripts/check_staging_contract.py
+# Every relative link in README.md, docs/ and bench/ leads to a file, and every #anchor to a heading.
+run "$BIN/python" scripts/check_links.py
 run cargo fmt --all -- --check
 run cargo clippy --all-targets --locked --quiet -- -D warnings
 echo "lint: all clean"
