@@ -43,8 +43,13 @@ from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 # The webhook Lambda's code, which runs under its own role in deploy/webhook.yml, never the build role.
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
 # `status`, which only an operator runs: its SDK calls go to the documented operator policy, not the build role.
-OPERATOR_SOURCES = ["src/status.rs", "src/commands/status.rs"]
-BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES
+OPERATOR_SOURCES = ["src/status", "src/commands/status.rs"]
+# SDK calls made with the source (staging) configuration (Aws::for_source): granted where staging lets
+# production pull, with the source registry's actions. The vulnerability gate reads staging's scan findings.
+SOURCE_SDK_SOURCES = ["src/gates/vulnerabilities.rs"]
+BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES
+# Calls IAM lets every caller make, whatever its policies.
+NEEDS_NO_GRANT = {"sts:GetCallerIdentity": "AWS lets every caller ask who it is (who overrides a gate)"}
 # Where the build role's and the operator's policies are shown to people, each as a ```json block.
 PERMISSIONS = "docs/permissions.md"
 # What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for
@@ -107,13 +112,22 @@ def camel(snake: str) -> str:
     return "".join(part.capitalize() for part in snake.split("_"))
 
 
+def declared_clients(text) -> dict:
+    """Each SDK client a file declares (a field, parameter or binding typed aws_sdk_<service>::Client)."""
+    clients = dict(re.findall(r"\b(\w+)\s*:\s*aws_sdk_(\w+)::Client\b", text))
+    clients.update(re.findall(r"\blet\s+(?:mut\s+)?(\w+)\s*=\s*aws_sdk_(\w+)::Client::", text))
+    return clients
+
+
 def sdk_calls(files) -> set:
     calls = set()
     for relative, text in files:
-        # Each SDK client the file declares (a field, parameter or binding typed aws_sdk_<service>::Client)
-        # names its service; an operation is a method called on one whose builder chain is sent.
-        clients = dict(re.findall(r"\b(\w+)\s*:\s*aws_sdk_(\w+)::Client\b", text))
-        clients.update(re.findall(r"\blet\s+(?:mut\s+)?(\w+)\s*=\s*aws_sdk_(\w+)::Client::", text))
+        # A client names its service; an operation is a method called on one whose builder chain is sent.
+        # A folder's files also see the fields its mod.rs declares (`self.client` in an `impl` of its type).
+        clients = declared_clients(text)
+        parent = REPO / Path(relative).parent / "mod.rs"
+        if parent.is_file():
+            clients = {**declared_clients(parent.read_text()), **clients}
         receiver = r"(?:\b(\w+)|\baws_sdk_(\w+)::Client::\w+\([^)]*\))\s*\.(\w+)\(\)"
         for m in re.finditer(receiver, text):
             name, constructed, operation = m.groups()
@@ -315,8 +329,9 @@ def check_documented_build_role(shown: dict):
 
 def check() -> str:
     files = list(rust_files(["src"], BUILD_EXCLUDES))
-    calls = sdk_calls(files)
+    calls = sdk_calls(files) - set(NEEDS_NO_GRANT)
     registry = registry_calls(files)
+    registry["source"] |= sdk_calls(rust_files(SOURCE_SDK_SOURCES))
     check_documented_build_role(check_build_role(calls, registry))
     check_staging_side(registry)
     operator = sdk_calls(rust_files(OPERATOR_SOURCES))

@@ -29,6 +29,8 @@ run "$BIN/python" scripts/check_iam.py
 run "$BIN/python" scripts/check_staging_contract.py
 # Every relative link in README.md, docs/ and bench/ leads to a file, and every #anchor to a heading.
 run "$BIN/python" scripts/check_links.py
+# No import cycle in src/: exit codes and other decisions live above the typed errors they read.
+run "$BIN/python" scripts/check_layers.py
 run cargo fmt --all -- --check
 run cargo clippy --all-targets --locked --quiet -- -D warnings
 echo "lint: all clean"

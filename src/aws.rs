@@ -9,7 +9,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::exit::Usage;
+use crate::usage::Usage;
 
 /// The AWS configuration of one run: the caller's own, and the source role's when one is set.
 #[derive(Clone, Debug)]

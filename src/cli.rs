@@ -1,21 +1,22 @@
 //! The command line: every flag defined once, with its environment variable and its documentation.
 //! Buildspecs and templates set the variables; the flags are for people at a terminal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::aws::Aws;
-use crate::commands;
 use crate::deploy_files::DeployFiles;
-use crate::exit::Usage;
+use crate::gates::vulnerabilities::{self, Severity};
+use crate::gates::{Gate, GateSettings, Override, VulnerabilityGate};
 use crate::intake::secrets::SecretSource;
 use crate::intake::{ReleaseSource, Secret};
 use crate::logging::LogFormat;
 use crate::promote::{Route, Settings, routes};
 use crate::registry::{Connector, CopyOptions, Endpoints, Reference, Repository};
+use crate::usage::Usage;
 
 #[derive(Debug, Parser)]
 #[command(name = "ecr-promote", version, about, after_help = crate::exit::TABLE)]
@@ -403,6 +404,94 @@ impl PromotionArgs {
     }
 }
 
+/// Promotion gates: each off unless set. A redeploy is never gated.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Refuse a release whose staging image's ECR scan has a finding at or above this severity (CRITICAL,
+    /// HIGH, MEDIUM, LOW or INFORMATIONAL), basic or enhanced scanning; off when unset, empty or "off".
+    /// Findings are read where staging scanned the image (ecr:DescribeImageScanFindings, with
+    /// PROMOTE_SOURCE_ROLE_ARN when set).
+    #[arg(long, env = "PROMOTE_GATE_VULNERABILITIES")]
+    pub gate_vulnerabilities: Option<String>,
+
+    /// A TOML file of findings the vulnerability gate lets through: [[allow]] entries with id (e.g. a CVE),
+    /// expires (YYYY-MM-DD, the last day it holds) and reason. Relative to the working directory (in
+    /// CodeBuild, the checkout of the application repository).
+    #[arg(long, env = "PROMOTE_GATE_ALLOWLIST")]
+    pub gate_allowlist: Option<String>,
+
+    /// How long a run waits for a scan still in progress before leaving the release for a later run (e.g.
+    /// 2m, 30s).
+    #[arg(long, env = "PROMOTE_GATE_SCAN_WAIT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub gate_scan_wait: Duration,
+
+    /// Promote past this failing gate (vulnerabilities), recording who (the caller's AWS identity), when,
+    /// what the gate refused and --override-reason. "-" or empty: none (the pipeline variable's default).
+    #[arg(long, env = "PROMOTE_OVERRIDE_GATE")]
+    pub override_gate: Option<String>,
+
+    /// Why the gate is overridden: required with --override-gate, recorded with the release.
+    #[arg(long, env = "PROMOTE_OVERRIDE_REASON")]
+    pub override_reason: Option<String>,
+}
+
+impl GateArgs {
+    /// The gates' settings, checked: an allowlist that does not read, or an override without a reason, is
+    /// refused before anything is touched.
+    pub fn settings(&self) -> Result<GateSettings, Usage> {
+        // Templates pass every setting, so "off", "-" and empty mean unset.
+        let given = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && *v != "-" && !v.eq_ignore_ascii_case("off"))
+                .map(str::to_owned)
+        };
+        let allowlist = given(&self.gate_allowlist);
+        let vulnerabilities = match given(&self.gate_vulnerabilities) {
+            None => None,
+            Some(threshold) => Some(VulnerabilityGate {
+                threshold: threshold.parse::<Severity>().map_err(|e| {
+                    Usage(format!(
+                        "PROMOTE_GATE_VULNERABILITIES (--gate-vulnerabilities): {e}"
+                    ))
+                })?,
+                allowlist: match &allowlist {
+                    Some(path) => vulnerabilities::read_allowlist(Path::new(path))
+                        .map_err(|e| Usage(format!("{e:#}")))?,
+                    None => Vec::new(),
+                },
+                scan_wait: self.gate_scan_wait,
+            }),
+        };
+        if vulnerabilities.is_none() && allowlist.is_some() {
+            return Err(Usage(
+                "PROMOTE_GATE_ALLOWLIST is set but PROMOTE_GATE_VULNERABILITIES is not: set the severity that \
+                 blocks (e.g. HIGH), or drop the allowlist"
+                    .into(),
+            ));
+        }
+        let override_gate = match given(&self.override_gate) {
+            None => None,
+            Some(gate) => Some(Override {
+                gate: gate
+                    .parse::<Gate>()
+                    .map_err(|e| Usage(format!("PROMOTE_OVERRIDE_GATE (--override-gate): {e}")))?,
+                reason: required_text(
+                    given(&self.override_reason),
+                    "PROMOTE_OVERRIDE_REASON",
+                    "--override-reason",
+                    "say why the gate is overridden; it is recorded with the release",
+                )?,
+            }),
+        };
+        Ok(GateSettings {
+            vulnerabilities,
+            override_gate,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// SQS queue URL the release webhook feeds. Required when the release comes from the queue (the
@@ -469,6 +558,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub promotion: PromotionArgs,
+
+    #[command(flatten)]
+    pub gates: GateArgs,
 }
 
 impl RunArgs {
@@ -493,7 +585,10 @@ impl RunArgs {
                  GitHub webhook secret, or unset the variable to accept unsigned deliveries"
                     .into(),
             )),
-            (Some(secret), None) => Ok(SecretSource::Value(Secret::new(secret.clone()))),
+            (Some(secret), None) => Ok(SecretSource::Value(Secret::new(
+                secret.clone(),
+                "PROMOTE_WEBHOOK_SECRET",
+            ))),
             (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn.to_owned())),
             (None, None) => Ok(SecretSource::Unsigned),
         }
@@ -520,6 +615,9 @@ pub struct PromoteArgs {
 
     #[command(flatten)]
     pub promotion: PromotionArgs,
+
+    #[command(flatten)]
+    pub gates: GateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -588,28 +686,12 @@ pub struct AuditArgs {
     pub registries: RegistryArgs,
 }
 
-pub async fn execute(cli: Cli) -> Result<()> {
-    let stall = cli.stall();
-    match cli.command {
-        Command::Run(args) => commands::release::run(args, stall).await,
-        Command::Promote(args) => commands::release::promote(args, stall).await,
-        Command::Redeploy(args) => {
-            commands::release::redeploy(&args.promotion, &args.tag, stall).await
-        }
-        Command::History(args) => commands::ledger::history(args, stall).await,
-        Command::Show(args) => commands::ledger::show(args, stall).await,
-        Command::Copy(args) => commands::copy::copy(args, stall).await,
-        Command::Status(args) => commands::status::status(args, stall).await,
-        Command::Audit(args) => commands::audit::audit(args, stall).await,
-    }
-}
-
 #[cfg(test)]
 mod reference;
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     use super::Cli;
 
@@ -652,6 +734,77 @@ mod tests {
         assert!(!help("status").contains("--source-role-arn"));
         for name in ["audit", "copy", "promote", "run", "redeploy"] {
             assert!(help(name).contains("--source-role-arn"), "{name}");
+        }
+    }
+
+    fn gates(args: &[&str]) -> Result<crate::gates::GateSettings, crate::usage::Usage> {
+        let cli = Cli::try_parse_from(
+            ["ecr-promote", "promote"]
+                .into_iter()
+                .chain(args.iter().copied()),
+        )
+        .expect("parses");
+        match cli.command {
+            super::Command::Promote(promote) => promote.gates.settings(),
+            _ => unreachable!("promote"),
+        }
+    }
+
+    #[test]
+    fn gates_are_off_unless_set_and_off_dash_or_empty_mean_unset() {
+        for off in [
+            &[][..],
+            &["--gate-vulnerabilities", "off"],
+            &["--gate-vulnerabilities", ""],
+        ] {
+            let settings = gates(off).unwrap();
+            assert!(settings.vulnerabilities.is_none() && settings.override_gate.is_none());
+        }
+        let on = gates(&["--gate-vulnerabilities", "high", "--override-gate", "-"]).unwrap();
+        assert_eq!(
+            on.vulnerabilities.map(|g| g.threshold),
+            Some(crate::gates::vulnerabilities::Severity::High)
+        );
+        assert!(on.override_gate.is_none());
+    }
+
+    #[test]
+    fn a_bad_gate_setting_names_its_variable() {
+        for (args, says) in [
+            (
+                &["--gate-vulnerabilities", "severe"][..],
+                "PROMOTE_GATE_VULNERABILITIES",
+            ),
+            (&["--override-gate", "soak"], "PROMOTE_OVERRIDE_GATE"),
+            (
+                &["--override-gate", "vulnerabilities"],
+                "PROMOTE_OVERRIDE_REASON",
+            ),
+            (
+                &[
+                    "--override-gate",
+                    "vulnerabilities",
+                    "--override-reason",
+                    "-",
+                ],
+                "PROMOTE_OVERRIDE_REASON",
+            ),
+            (
+                &["--gate-allowlist", "allow.toml"],
+                "PROMOTE_GATE_VULNERABILITIES is not",
+            ),
+            (
+                &[
+                    "--gate-vulnerabilities",
+                    "HIGH",
+                    "--gate-allowlist",
+                    "/nonexistent/allow.toml",
+                ],
+                "PROMOTE_GATE_ALLOWLIST",
+            ),
+        ] {
+            let error = gates(args).unwrap_err().to_string();
+            assert!(error.contains(says), "{args:?}: {error}");
         }
     }
 }

@@ -122,6 +122,9 @@ pub fn release(record: &Record) -> String {
     line("prerelease", if record.prerelease { "yes" } else { "no" });
     line("html_url", record.html_url.as_deref().unwrap_or("-"));
     line("build", record.build_arn.as_deref().unwrap_or("-"));
+    for gate in &record.gates {
+        line("gate", &gate.summary());
+    }
     let _ = writeln!(out, "deploys:");
     if record.deploys.is_empty() {
         let _ = writeln!(out, "  none recorded");
@@ -149,6 +152,7 @@ mod tests {
         record.prerelease = tag.contains("rc");
         record.deploys = deployed
             .map(|at| Deploy {
+                sequence: None,
                 deployed_at: at.into(),
                 kind: DeployKind::Redeploy,
                 build_arn: None,
@@ -216,5 +220,25 @@ mod tests {
             "{out}"
         );
         assert!(release(&record("v1", None)).contains("none recorded"));
+    }
+
+    #[test]
+    fn show_prints_each_gate_s_verdict_and_evidence() {
+        let shown = release(&crate::ledger::full());
+        let gate = shown
+            .lines()
+            .find(|l| l.starts_with("gate "))
+            .unwrap_or_else(|| panic!("no gate line: {shown}"));
+        for said in [
+            "vulnerabilities OVERRIDDEN",
+            "s/api@sha256:1 at or above HIGH",
+            "CRITICAL 1, LOW 3",
+            "allowlisted CVE-2026-0002 (until 2027-01-31)",
+            "overridden by arn:aws:sts::222222222222:assumed-role/oncall/alice",
+            "hotfix; the finding is in an unused package",
+        ] {
+            assert!(gate.contains(said), "says {said}: {gate}");
+        }
+        assert!(!release(&crate::ledger::example("v1")).contains("gate "));
     }
 }

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use ecr_promote::{cli, exit, logging, outside};
+use ecr_promote::{cli, commands, exit, logging, outside};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_or_exit();
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(cli::execute(cli)) {
+    match runtime.block_on(commands::execute(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(error) => {
             let code = exit::code_for(&error);

@@ -53,6 +53,16 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// Now, as the ledger writes times: RFC 3339 UTC, whole seconds.
+pub fn now() -> String {
+    time_text(std::time::SystemTime::now())
+}
+
+/// `at` as the ledger writes times: RFC 3339, whole seconds, UTC.
+pub fn time_text(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ pub async fn audit(args: AuditArgs, stall: Duration) -> Result<()> {
     } else {
         print!("{}", render(&report, started.elapsed()));
     }
-    Ok(crate::exit::Drift::in_findings(&report.drift)?)
+    Ok(crate::status::Drift::in_findings(&report.drift)?)
 }
 
 fn render(report: &AuditReport, took: Duration) -> String {

@@ -4,35 +4,45 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{PromoteArgs, PromotionArgs, RunArgs, list, required_text};
-use crate::exit::Usage;
+use crate::cli::{GateArgs, PromoteArgs, PromotionArgs, RunArgs, list, required_text};
+use crate::gates::{GateSettings, Gatekeeper};
 use crate::intake::{self, Named, Policy, Queue, Release};
 use crate::ledger::Ledger;
 use crate::promote::run::{self, RunSettings};
 use crate::promote::{DeployKind, Plan, Promoter, Promotion, Settings};
 use crate::registry::Connector;
+use crate::usage::Usage;
 
 /// What a promotion command works with, built once here and lent to the library.
 struct Parts {
     aws: crate::aws::Aws,
     connector: Connector,
     ledger: Ledger,
+    gatekeeper: Gatekeeper,
 }
 
 impl Parts {
-    async fn open(args: &PromotionArgs, table: &str, stall: Duration) -> Result<Parts> {
+    /// `gates`: none for a redeploy, which is never gated.
+    async fn open(
+        args: &PromotionArgs,
+        table: &str,
+        gates: GateSettings,
+        stall: Duration,
+    ) -> Result<Parts> {
         let aws = args.registries.aws(stall).await?;
         let connector = args.registries.connector(Some(aws.clone()), stall);
         let ledger = Ledger::new(&aws.config, table);
+        let gatekeeper = Gatekeeper::new(gates, &aws);
         Ok(Parts {
             aws,
             connector,
             ledger,
+            gatekeeper,
         })
     }
 
     async fn promoter(&self, settings: Settings) -> Result<Promoter<'_>> {
-        Promoter::open(settings, &self.connector, &self.ledger).await
+        Promoter::open(settings, &self.connector, &self.ledger, &self.gatekeeper).await
     }
 }
 
@@ -49,6 +59,9 @@ fn print_plan(plan: &Plan, table: &str) {
                 image.staging, image.production
             ),
         }
+    }
+    for gate in &plan.record.gates {
+        println!("dry run: gate {}", gate.summary());
     }
     println!(
         "dry run: would record release {} (commit {}) in table {table}, claiming its tag before the copy",
@@ -75,9 +88,14 @@ fn print_deploy(promoter: &Promoter<'_>, promotion: &Promotion, dry_run: bool) {
     }
 }
 
-async fn promote_and_deploy(args: &PromotionArgs, release: Release, stall: Duration) -> Result<()> {
+async fn promote_and_deploy(
+    args: &PromotionArgs,
+    gates: &GateArgs,
+    release: Release,
+    stall: Duration,
+) -> Result<()> {
     let (settings, table) = args.settings(true)?;
-    let parts = Parts::open(args, &table, stall).await?;
+    let parts = Parts::open(args, &table, gates.settings()?, stall).await?;
     let promoter = parts.promoter(settings).await?;
     let plan = promoter.plan(&release).await?;
     if args.dry_run {
@@ -93,7 +111,7 @@ async fn promote_and_deploy(args: &PromotionArgs, release: Release, stall: Durat
 
 pub async fn redeploy(args: &PromotionArgs, tag: &str, stall: Duration) -> Result<()> {
     let (settings, table) = args.settings(false)?;
-    let parts = Parts::open(args, &table, stall).await?;
+    let parts = Parts::open(args, &table, GateSettings::default(), stall).await?;
     let promoter = parts.promoter(settings).await?;
     let recorded = promoter.recorded(tag).await?;
     if !args.dry_run {
@@ -112,6 +130,7 @@ pub async fn promote(args: PromoteArgs, stall: Duration) -> Result<()> {
     )?;
     promote_and_deploy(
         &args.promotion,
+        &args.gates,
         Release::named(tag, args.release.commit),
         stall,
     )
@@ -131,9 +150,10 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
         resolved_source_version: args.resolved_source_version,
     };
     if let Some(release) = intake::named_release(args.release_source, named).map_err(Usage)? {
-        return promote_and_deploy(&args.promotion, release, stall).await;
+        return promote_and_deploy(&args.promotion, &args.gates, release, stall).await;
     }
     let (settings, table) = args.promotion.settings(true)?;
+    let gates = args.gates.settings()?;
     let queue_url = required_text(
         args.queue_url,
         "PROMOTE_QUEUE_URL",
@@ -146,7 +166,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
         "name the release actions that promote, e.g. published",
     )?;
     let webhook_secret = webhook_secret?;
-    let parts = Parts::open(&args.promotion, &table, stall).await?;
+    let parts = Parts::open(&args.promotion, &table, gates, stall).await?;
     // Read before the queue is: a secret that cannot be read keeps every message where it is.
     let webhook_secrets = webhook_secret.values(&parts.aws.config).await?;
     let run_settings = RunSettings {

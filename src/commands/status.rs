@@ -40,7 +40,7 @@ pub async fn status(args: StatusArgs, stall: std::time::Duration) -> Result<()> 
     } else {
         print!("{}", render(&report));
     }
-    Ok(crate::exit::Drift::in_findings(&report.drift)?)
+    Ok(crate::status::Drift::in_findings(&report.drift)?)
 }
 
 /// One line per container of each deployment, then each container's full image, commit and build, then the
@@ -82,13 +82,22 @@ fn render(report: &StatusReport) -> String {
                 match container.check {
                     Check::Ok => "ok",
                     Check::Drift => "DRIFT",
+                    Check::Sidecar => "sidecar",
                 }
                 .to_owned(),
             ]);
             let _ = writeln!(
                 details,
-                "{} {} ({}): {}",
-                deployment.status, container.name, deployment.task_definition, container.image
+                "{} {} ({}): {}{}",
+                deployment.status,
+                container.name,
+                deployment.task_definition,
+                container.image,
+                if container.check == Check::Sidecar {
+                    " (no release of ecr-promote's: not checked)"
+                } else {
+                    ""
+                }
             );
             if let Some(r) = release {
                 let by = match r.matched_by {

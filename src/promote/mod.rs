@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::deploy_files::{DeployFiles, ImageDefinition};
+use crate::gates::Gatekeeper;
 use crate::intake::Release;
 pub use crate::ledger::DeployKind;
 use crate::ledger::{Deploy, Image, Ledger, Record, ReleaseState, now};
@@ -84,6 +85,7 @@ pub struct Promoter<'a> {
     settings: Settings,
     connector: &'a Connector,
     ledger: &'a Ledger,
+    gatekeeper: &'a Gatekeeper,
 }
 
 /// One image of a planned promotion: where it comes from, where it goes, and what both hold now.
@@ -130,6 +132,7 @@ impl<'a> Promoter<'a> {
         settings: Settings,
         connector: &'a Connector,
         ledger: &'a Ledger,
+        gatekeeper: &'a Gatekeeper,
     ) -> Result<Promoter<'a>> {
         for route in &settings.routes {
             connector.connect(&route.source.host, Side::Source).await?;
@@ -139,6 +142,7 @@ impl<'a> Promoter<'a> {
             settings,
             connector,
             ledger,
+            gatekeeper,
         })
     }
 
@@ -227,6 +231,16 @@ impl<'a> Promoter<'a> {
         {
             return Err(conflict.into());
         }
+        // Last of the checks, all reads: the gates see exactly the staging digests the copy would ship.
+        let staging: Vec<Reference> = images
+            .iter()
+            .map(|image| {
+                image
+                    .staging
+                    .with_pointer(Pointer::Digest(image.inspection.root.digest.clone()))
+            })
+            .collect();
+        record.gates = self.gatekeeper.check(tag, &staging).await?;
         Ok(Plan { images, record })
     }
 
@@ -324,12 +338,13 @@ impl<'a> Promoter<'a> {
         let definitions = promotion.definitions(self.settings.pin_digest);
         self.settings.deploy.write(&definitions)?;
         let deploy = Deploy {
+            sequence: None,
             deployed_at: now(),
             kind,
             build_arn: self.settings.build_arn.clone(),
             initiator: self.settings.initiator.clone(),
         };
-        self.ledger.record_deploy(&promotion.tag, &deploy).await?;
+        self.ledger.record_deploy(&promotion.tag, deploy).await?;
         tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");
         Ok(())
     }

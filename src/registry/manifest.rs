@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::reference::{Pointer, Reference};
-use super::transport::Registry;
+use super::transport::{MAX_MANIFEST_BYTES, Registry};
 
 const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
@@ -22,10 +22,6 @@ const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vn
      application/vnd.docker.distribution.manifest.list.v2+json, \
      application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5, \
      application/vnd.docker.distribution.manifest.v1+json;q=0.5";
-
-/// ECR's manifest size limit is 4 MiB; anything larger is not a manifest we can store there. JSON answers
-/// (tag lists, referrer indexes) are held to it too.
-pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Layers of this type live outside the registry (Windows base layers) and are never uploaded.
 const FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";

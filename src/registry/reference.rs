@@ -187,6 +187,42 @@ impl FromStr for Reference {
     }
 }
 
+impl Reference {
+    /// An image reference as Docker and ECS read a task definition's `image`: the registry host may be left
+    /// out (Docker Hub, `docker.io`, whose one-part names are under `library/`), and so may the tag
+    /// (`latest`); given a tag and a digest, the digest is what runs. `amazon/aws-xray-daemon`,
+    /// `nginx:1.27` and `host:5000/name@sha256:…` all read. What users configure is parsed strictly instead
+    /// ([`Reference::from_str`]): there a missing host is a mistake worth naming.
+    pub fn from_container_image(text: &str) -> Result<Reference, String> {
+        let (named, digest) = match text.split_once('@') {
+            Some((named, digest)) => (named, Some(digest)),
+            None => (text, None),
+        };
+        let (name, tag) = match named.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+            _ => (named, None),
+        };
+        let (host, path) = match name.split_once('/') {
+            Some((host, path))
+                if host.contains(['.', ':'])
+                    || host == "localhost"
+                    || host.bytes().any(|b| b.is_ascii_uppercase()) =>
+            {
+                (host, path.to_owned())
+            }
+            _ if name.contains('/') => ("docker.io", name.to_owned()),
+            _ => ("docker.io", format!("library/{name}")),
+        };
+        let pointer = match (digest, tag) {
+            (Some(digest), _) => format!("@{digest}"),
+            (None, tag) => format!(":{}", tag.unwrap_or("latest")),
+        };
+        format!("{host}/{path}{pointer}")
+            .parse()
+            .map_err(|e| format!("image {text:?} is no image reference Docker reads: {e}"))
+    }
+}
+
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.pointer {
@@ -250,6 +286,44 @@ mod tests {
             "registry.example.com/api//x:v1",
         ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn container_images_read_as_docker_reads_them() {
+        for (image, read) in [
+            (
+                "amazon/aws-xray-daemon",
+                "docker.io/amazon/aws-xray-daemon:latest",
+            ),
+            ("nginx:1.27", "docker.io/library/nginx:1.27"),
+            (
+                "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+                "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+            ),
+            (
+                &format!("localhost:5000/team/api@{DIGEST}"),
+                &format!("localhost:5000/team/api@{DIGEST}"),
+            ),
+            ("localhost:5000/api", "localhost:5000/api:latest"),
+            (
+                &format!("registry.example.com/api:v1@{DIGEST}"),
+                &format!("registry.example.com/api@{DIGEST}"),
+            ),
+            (
+                "111111111111.dkr.ecr.us-east-1.amazonaws.com/api:v1",
+                "111111111111.dkr.ecr.us-east-1.amazonaws.com/api:v1",
+            ),
+        ] {
+            let reference =
+                Reference::from_container_image(image).unwrap_or_else(|e| panic!("{image}: {e}"));
+            assert_eq!(reference.to_string(), read, "{image}");
+        }
+        for bad in ["", "API:v1", "nginx:-x", "nginx@sha256:abc"] {
+            assert!(
+                Reference::from_container_image(bad).is_err(),
+                "{bad} was accepted"
+            );
         }
     }
 

@@ -10,9 +10,12 @@ use url::Url;
 
 use super::auth::Credentials;
 use super::error::{ErrorBody, RegistryError, is_transient_status};
-use super::manifest::MAX_MANIFEST_BYTES;
 use super::reference::EcrHost;
 use crate::outside::error_chain;
+
+/// ECR's manifest size limit is 4 MiB; anything larger is not a manifest we can store there. JSON answers
+/// (tag lists, referrer indexes) are held to it too.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// How often an idempotent request is tried before its failure is final, and how long to wait between.
 #[derive(Clone, Copy, Debug)]

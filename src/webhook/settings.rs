@@ -1,7 +1,7 @@
 //! The function's settings, from its environment: the names and meanings `run` uses where they match.
 
-use crate::exit::Usage;
 use crate::intake::Policy;
+use crate::usage::Usage;
 
 #[derive(Debug)]
 pub struct Settings {

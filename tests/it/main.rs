@@ -6,6 +6,7 @@ mod concurrency;
 mod copy;
 mod crash;
 mod faults;
+mod gates;
 mod guards;
 mod history;
 mod messages;

@@ -249,10 +249,7 @@ async fn with_a_webhook_secret_only_correctly_signed_deliveries_are_promoted() {
         assert_secret_not_printed(&outcome);
         pipeline.assert_in_production(REPOSITORY, tag, &image).await;
         assert_eq!(pipeline.recorded(tag).await["digest"], image.digest());
-        assert_eq!(
-            pipeline.deploy_file("imagedefinitions.json"),
-            Some(pipeline.imagedefinitions(tag))
-        );
+        pipeline.assert_deploy_file_for(tag);
         pipeline.assert_queue_empty().await;
     }
     let writes = pipeline.world.production.writes();

@@ -4,8 +4,8 @@
 //! ran.
 
 use crate::support::{
-    COMMIT, Envelope, OTHER_COMMIT, PIPELINE_INITIATOR, PROMOTE_BUILD_ARN, Pipeline, RELEASE,
-    REPOSITORY, ReleaseEvent, assert_deploy, next_second, run,
+    COMMIT, Envelope, ONE_SECOND, OTHER_COMMIT, PIPELINE_INITIATOR, PROMOTE_BUILD_ARN, Pipeline,
+    RELEASE, REPOSITORY, ReleaseEvent, assert_deploy, next_second, run,
 };
 
 #[tokio::test]
@@ -37,10 +37,7 @@ async fn several_releases_are_promoted_oldest_first_and_the_newest_deployed() {
     pipeline
         .assert_recorded(&newer, COMMIT, &newer_image, None)
         .await;
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(pipeline.imagedefinitions("v1.1.0"))
-    );
+    pipeline.assert_deploy_file_for("v1.1.0");
     pipeline.assert_queue_empty().await;
 }
 
@@ -68,10 +65,7 @@ async fn a_failing_release_does_not_hold_back_the_others() {
         .await;
     pipeline.assert_recorded(&good, COMMIT, &image, None).await;
     assert_eq!(pipeline.table.items().await.len(), 1);
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(pipeline.imagedefinitions("v1.1.0"))
-    );
+    pipeline.assert_deploy_file_for("v1.1.0");
     pipeline.assert_kept(&[&unbuilt_message]).await;
 }
 
@@ -144,7 +138,7 @@ async fn releases_published_in_one_second_are_ordered_by_release_id_across_runs(
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     let recorded = pipeline.table.item("v2.0.9").await.expect("recorded");
-    assert_eq!(recorded["release_id"], "10", "{recorded}");
+    assert_eq!(recorded["release_id"], 10, "{recorded}");
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
         Some(pipeline.imagedefinitions("v2.1.0")),
@@ -195,10 +189,7 @@ async fn an_empty_queue_can_redeploy_the_latest_recorded_release() {
         .await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(pipeline.imagedefinitions("v1.1.0"))
-    );
+    pipeline.assert_deploy_file_for("v1.1.0");
     assert!(
         outcome.stdout.contains(&latest_image.digest()),
         "stdout names the digest: {}",
@@ -238,10 +229,7 @@ async fn an_empty_queue_after_a_rollback_redeploys_the_release_rolled_back_to() 
     .await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(pipeline.imagedefinitions("v1.0.0"))
-    );
+    pipeline.assert_deploy_file_for("v1.0.0");
     assert_eq!(pipeline.world.production.writes(), writes, "copies nothing");
     assert_eq!(
         pipeline.production_digest("v1.0.0").await,
@@ -260,4 +248,50 @@ async fn an_empty_queue_after_a_rollback_redeploys_the_release_rolled_back_to() 
         newer,
         "v1.1.0 not deployed"
     );
+}
+
+#[tokio::test]
+async fn an_empty_queue_redeploys_the_release_deployed_last_not_one_promoted_in_the_same_second() {
+    let pipeline = Pipeline::two_releases_promoted_in_one_second().await;
+    let older = pipeline.recorded("v1.0.0").await;
+
+    let outcome = pipeline
+        .run_with(&[("PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY", "true")])
+        .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(
+        pipeline.deploy_file("imagedefinitions.json"),
+        Some(pipeline.imagedefinitions("v1.1.0")),
+        "production does not go back to v1.0.0"
+    );
+    assert_eq!(
+        pipeline.recorded("v1.0.0").await,
+        older,
+        "v1.0.0 is not recorded as redeployed"
+    );
+    let deploys = pipeline.deploys("v1.1.0").await;
+    assert_eq!(deploys.len(), 2, "{deploys:?}");
+    assert_eq!(deploys[1]["kind"], "redeploy");
+}
+
+#[tokio::test]
+async fn deploys_recorded_in_one_second_before_they_were_numbered_go_to_the_release_published_later()
+ {
+    let pipeline = Pipeline::two_releases_promoted_in_one_second().await;
+    // Both deployed in one second by an ecr-promote that numbered no deploy: only publication tells.
+    let outcome = pipeline.roll_back_to("v1.0.0").await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    for tag in ["v1.0.0", "v1.1.0"] {
+        pipeline.recorded_in_one_second(tag, ONE_SECOND).await;
+        pipeline.unnumbered(tag).await;
+    }
+    pipeline.remove_imagedefinitions();
+
+    let outcome = pipeline
+        .run_with(&[("PROMOTE_REDEPLOY_LATEST_WHEN_EMPTY", "true")])
+        .await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    pipeline.assert_deploy_file_for("v1.1.0");
 }

@@ -42,10 +42,7 @@ async fn redeploy_ships_a_recorded_release_again_without_copying_and_records_the
     let outcome = pipeline.roll_back_to("v1.0.0").await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(pipeline.imagedefinitions("v1.0.0"))
-    );
+    pipeline.assert_deploy_file_for("v1.0.0");
     assert_eq!(pipeline.output_files(), ["imagedefinitions.json"]);
     assert_eq!(
         pipeline.world.production.writes(),
@@ -79,10 +76,7 @@ async fn redeploy_ships_a_recorded_release_again_without_copying_and_records_the
     .await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(pipeline.imagedefinitions("v1.0.0"))
-    );
+    pipeline.assert_deploy_file_for("v1.0.0");
     assert_eq!(pipeline.world.production.writes(), writes);
     let history = pipeline.deploys("v1.0.0").await;
     assert_eq!(history.len(), 3, "{history:?}");

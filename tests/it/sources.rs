@@ -36,10 +36,7 @@ async fn promote_ships_one_release_without_a_queue() {
     assert_eq!(item["build_arn"], PROMOTE_BUILD_ARN);
     assert_eq!(item["prerelease"], false);
     assert_recent(&item["promoted_at"]);
-    assert_eq!(
-        pipeline.deploy_file("imagedefinitions.json"),
-        Some(pipeline.imagedefinitions("v2.0.0"))
-    );
+    pipeline.assert_deploy_file_for("v2.0.0");
     assert_eq!(pipeline.output_files(), ["imagedefinitions.json"]);
     let received = pipeline.queue.peek().await;
     assert_eq!(received.len(), 1);

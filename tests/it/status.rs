@@ -245,6 +245,107 @@ async fn a_production_tag_moved_by_hand_is_drift_naming_both_digests() {
     assert_eq!(release["production_digest"], intruder.digest());
 }
 
+/// A FireLens log router and an X-Ray daemon from public registries, as most production task
+/// definitions carry them beside the released container.
+const SIDECARS: [(&str, &str); 2] = [
+    (
+        "log_router",
+        "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+    ),
+    ("xray-daemon", "amazon/aws-xray-daemon"),
+];
+
+/// The production service, one revision: container api runs `image`, beside the sidecars.
+async fn service_with_sidecars(pipeline: &Pipeline, image: &str) {
+    let ecs = Ecs::create(&pipeline.world.moto, CLUSTER).await;
+    let mut containers = vec![(CONTAINER, image)];
+    containers.extend(SIDECARS);
+    let revision = ecs.register(FAMILY, &containers).await;
+    ecs.create_service(SERVICE, &revision).await;
+}
+
+#[tokio::test]
+async fn sidecars_are_listed_as_such_never_drift() {
+    let pipeline = Pipeline::start().await;
+    pipeline.stage(COMMIT).await;
+    promote(&pipeline, "v1.0.0", COMMIT).await;
+    service_with_sidecars(&pipeline, &deployed_image(&pipeline)).await;
+
+    let outcome = run(status(&pipeline).arg("--json")).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let report = parse_json(&outcome);
+    let checks: Vec<(&str, &str)> = report["deployments"][0]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["check"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            (CONTAINER, "ok"),
+            ("log_router", "sidecar"),
+            ("xray-daemon", "sidecar")
+        ]
+    );
+    assert_eq!(report["drift"], serde_json::json!([]));
+
+    let table = run(&mut status(&pipeline)).await;
+
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    for (name, image) in SIDECARS {
+        let row = table
+            .stdout
+            .lines()
+            .find(|line| line.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}: {}", table.stdout));
+        assert!(row.ends_with("sidecar"), "{row}");
+        assert!(
+            table.stdout.contains(image),
+            "lists {image}: {}",
+            table.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_released_container_beside_sidecars_running_another_image_is_drift() {
+    let pipeline = Pipeline::start().await;
+    pipeline.stage(COMMIT).await;
+    promote(&pipeline, "v1.0.0", COMMIT).await;
+    service_with_sidecars(&pipeline, "amazon/aws-xray-daemon:latest").await;
+
+    let outcome = run(&mut status(&pipeline)).await;
+
+    assert_eq!(outcome.code, 3, "{}", outcome.stderr);
+    let error = outcome.error_line();
+    for named in ["container api", "amazon/aws-xray-daemon:latest"] {
+        assert!(error.contains(named), "names {named}: {error}");
+    }
+    assert!(!error.contains("log_router"), "{error}");
+}
+
+#[tokio::test]
+async fn a_release_promoted_in_the_second_of_another_s_deploy_is_no_rollback() {
+    let pipeline = Pipeline::two_releases_promoted_in_one_second().await;
+    service_running(&pipeline, &pipeline.production_image("v1.1.0")).await;
+
+    let outcome = run(&mut status(&pipeline)).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        primary_row(&outcome).contains("v1.1.0"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        !outcome.stdout.contains("rolled back"),
+        "no rollback invented: {}",
+        outcome.stdout
+    );
+}
+
 #[tokio::test]
 async fn status_without_cluster_or_service_names_the_variable() {
     let pipeline = Pipeline::start().await;

@@ -261,8 +261,13 @@ impl Table {
         }
     }
 
-    /// The item recorded for `tag`, as JSON (strings, booleans, lists, maps; numbers as strings).
+    /// The item recorded for `tag`, as JSON (strings, numbers, booleans, lists, maps).
     pub async fn item(&self, tag: &str) -> Option<Value> {
+        self.attributes(tag).await.as_ref().map(json_of_item)
+    }
+
+    /// The item recorded for `tag`, as DynamoDB holds it.
+    async fn attributes(&self, tag: &str) -> Option<HashMap<String, AttributeValue>> {
         self.client
             .get_item()
             .table_name(&self.name)
@@ -272,11 +277,12 @@ impl Table {
             .await
             .expect("get an item")
             .item()
-            .map(json_of_item)
+            .cloned()
     }
 
-    /// Every item in the table, as JSON.
-    pub async fn items(&self) -> Vec<Value> {
+    /// Every item in the table, as JSON: the releases, the webhook's delivery claims and the deploy
+    /// sequence.
+    pub async fn all_items(&self) -> Vec<Value> {
         self.client
             .scan()
             .table_name(&self.name)
@@ -289,12 +295,42 @@ impl Table {
             .collect()
     }
 
+    /// Every release item, as JSON (keys with a `#`, which no release tag has, left out).
+    pub async fn items(&self) -> Vec<Value> {
+        let mut items = self.all_items().await;
+        items.retain(|item| {
+            item["tag_name"]
+                .as_str()
+                .is_some_and(|key| !key.contains('#'))
+        });
+        items
+    }
+
+    /// Changes the item recorded for `tag` in place, as another writer (or an older ecr-promote) might
+    /// have left it.
+    pub async fn rewrite(
+        &self,
+        tag: &str,
+        change: impl FnOnce(&mut HashMap<String, AttributeValue>),
+    ) {
+        let mut item = self
+            .attributes(tag)
+            .await
+            .unwrap_or_else(|| panic!("no item for {tag}"));
+        change(&mut item);
+        self.put_attributes(item).await;
+    }
+
     /// Writes an item of string attributes directly, as another run (or a person) might have.
     pub async fn put(&self, attributes: &[(&str, &str)]) {
         let item = attributes
             .iter()
             .map(|(name, value)| (name.to_string(), AttributeValue::S(value.to_string())))
             .collect();
+        self.put_attributes(item).await;
+    }
+
+    async fn put_attributes(&self, item: HashMap<String, AttributeValue>) {
         self.client
             .put_item()
             .table_name(&self.name)
@@ -377,7 +413,13 @@ fn json_of_item(item: &HashMap<String, AttributeValue>) -> Value {
 
 fn json_of(value: &AttributeValue) -> Value {
     match value {
-        AttributeValue::S(text) | AttributeValue::N(text) => Value::String(text.clone()),
+        AttributeValue::S(text) => Value::String(text.clone()),
+        // The ledger's numbers (release ids, deploy sequences) are whole: as `show --json` prints them.
+        AttributeValue::N(number) => {
+            Value::from(number.parse::<u64>().unwrap_or_else(|_| {
+                panic!("the ledger holds a number that is not whole: {number}")
+            }))
+        }
         AttributeValue::Bool(flag) => Value::Bool(*flag),
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(list) => Value::Array(list.iter().map(json_of).collect()),
@@ -582,4 +624,117 @@ async fn create_pipeline_role(moto: &Moto) -> String {
         .and_then(|rest| rest.split("</Arn>").next())
         .unwrap_or_else(|| panic!("no role ARN in moto's answer:\n{text}"));
     arn.to_string()
+}
+
+/// ECR's scans of staging images, as moto keeps them. moto's ECR holds no image bytes (the
+/// Distribution registries do), so each scanned image is registered there by its manifest and
+/// digest, in the staging account, a scan is started, and moto is told through its own API what
+/// DescribeImageScanFindings answers for that digest.
+pub struct StagingScans {
+    moto: String,
+    ecr: aws_sdk_ecr::Client,
+}
+
+impl StagingScans {
+    /// Acting in the staging account, as the role `PROMOTE_SOURCE_ROLE_ARN` names does.
+    pub async fn open(moto: &Moto, role: &str) -> StagingScans {
+        let base = config(moto);
+        let assumed = aws_sdk_sts::Client::new(&base)
+            .assume_role()
+            .role_arn(role)
+            .role_session_name("tests")
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("assume {role}: {error:?}"));
+        let credentials = assumed.credentials().expect("credentials");
+        let staging = base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                credentials.access_key_id(),
+                credentials.secret_access_key(),
+                Some(credentials.session_token().to_string()),
+                None,
+                "staging",
+            )))
+            .build();
+        StagingScans {
+            moto: moto.url(),
+            ecr: aws_sdk_ecr::Client::new(&staging),
+        }
+    }
+
+    /// `image` in `repository` (under `tag`) scanned, with ECR's answer `findings` (the
+    /// `imageScanFindings` object; `status` the scan status).
+    pub async fn scanned(
+        &self,
+        repository: &str,
+        tag: &str,
+        image: &super::Image,
+        status: &str,
+        findings: Value,
+    ) {
+        let created = self
+            .ecr
+            .create_repository()
+            .repository_name(repository)
+            .send()
+            .await;
+        if let Err(error) = created {
+            assert!(
+                error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_repository_already_exists_exception()),
+                "create repository {repository}: {error:?}"
+            );
+        }
+        let manifest = String::from_utf8(image.manifest.clone()).expect("a JSON manifest");
+        let image_id = || {
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(image.digest())
+                .build()
+        };
+        self.ecr
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(manifest)
+            .image_manifest_media_type(image.media_type())
+            .image_tag(tag)
+            .image_digest(image.digest())
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("register {repository}:{tag} in moto's ECR: {error:?}"));
+        self.ecr
+            .start_image_scan()
+            .repository_name(repository)
+            .image_id(image_id())
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("start the scan of {repository}:{tag}: {error:?}"));
+        let result = serde_json::json!({
+            "account_id": super::STAGING_ACCOUNT,
+            "region": REGION,
+            "results": [{
+                "registryId": super::STAGING_ACCOUNT,
+                "repositoryName": repository,
+                "imageId": {"imageDigest": image.digest()},
+                "imageScanStatus": {"status": status, "description": format!("The scan is {status}.")},
+                "imageScanFindings": findings,
+            }],
+        });
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "{}/moto-api/static/ecr/scan-finding-results",
+                self.moto
+            ))
+            .header("content-type", "application/json")
+            .body(result.to_string())
+            .send()
+            .await
+            .expect("set moto's scan findings");
+        assert!(
+            answer.status().is_success(),
+            "moto refused the findings: {}",
+            answer.status()
+        );
+    }
 }

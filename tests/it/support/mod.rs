@@ -25,13 +25,13 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use aws::{Counts, Ecs, MAX_RECEIVE_COUNT, WebhookSecret};
+pub use aws::{Counts, Ecs, MAX_RECEIVE_COUNT, StagingScans, WebhookSecret};
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
 pub use github::{DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature};
 pub use image::{Flavour, Image, Index};
 pub use moto::Moto;
-pub use pipeline::{CONTAINER, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
+pub use pipeline::{CONTAINER, ONE_SECOND, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
 pub use process::free_port;
 pub use registry::{Registry, Request};
 pub use wait::wait_until;

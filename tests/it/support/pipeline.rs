@@ -5,14 +5,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 
 use super::aws::{Counts, Queue, Table};
 use super::github::{AUTHOR, Envelope, ReleaseEvent};
 use super::registry::Request;
 use super::{
-    Flavour, Image, Outcome, PIPELINE_INITIATOR, PROMOTE_BUILD_ARN, ROLLBACK_BUILD_ARN,
-    ROLLBACK_INITIATOR, World, assert_recent, run,
+    COMMIT, Flavour, Image, OTHER_COMMIT, Outcome, PIPELINE_INITIATOR, PROMOTE_BUILD_ARN,
+    ROLLBACK_BUILD_ARN, ROLLBACK_INITIATOR, World, assert_recent, run,
 };
 
 /// The repository name in both registries, and the ECS container that runs it.
@@ -21,6 +22,23 @@ pub const CONTAINER: &str = "api";
 pub const TABLE: &str = "releases";
 /// The shortest visibility timeout the binary accepts: a message it leaves reappears this soon.
 pub const VISIBILITY_SECONDS: u64 = 3;
+
+/// The second [`Pipeline::two_releases_promoted_in_one_second`] records everything in.
+pub const ONE_SECOND: &str = "2026-03-01T10:00:00Z";
+
+/// The deploys of a release item, each as its map of attributes.
+fn deploys_of(
+    item: &mut std::collections::HashMap<String, AttributeValue>,
+) -> impl Iterator<Item = &mut std::collections::HashMap<String, AttributeValue>> {
+    let deploys = match item.get_mut("deploys") {
+        Some(AttributeValue::L(deploys)) => deploys.as_mut_slice(),
+        _ => &mut [],
+    };
+    deploys.iter_mut().filter_map(|deploy| match deploy {
+        AttributeValue::M(deploy) => Some(deploy),
+        _ => None,
+    })
+}
 
 pub struct Pipeline {
     pub world: World,
@@ -46,6 +64,69 @@ impl Pipeline {
             queue,
             table,
         }
+    }
+
+    /// One run promotes v1.0.0 (of OTHER_COMMIT) and v1.1.0 (of COMMIT, published later) and deploys
+    /// v1.1.0, all recorded in one second.
+    pub async fn two_releases_promoted_in_one_second() -> Pipeline {
+        let pipeline = Pipeline::start().await;
+        pipeline.stage(OTHER_COMMIT).await;
+        pipeline.stage(COMMIT).await;
+        for (tag, commit, published) in [
+            ("v1.0.0", OTHER_COMMIT, "2026-01-01T09:00:00Z"),
+            ("v1.1.0", COMMIT, "2026-02-01T09:00:00Z"),
+        ] {
+            let release = ReleaseEvent::published(tag, commit).published_at(published);
+            pipeline.queue.send(&release.message(Envelope::Raw)).await;
+        }
+        let outcome = pipeline.run_with(&[]).await;
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        pipeline.assert_deploy_file_for("v1.1.0");
+        let older = pipeline.recorded("v1.0.0").await;
+        assert_eq!(
+            older.get("deploys"),
+            None,
+            "v1.0.0 is not deployed: {older}"
+        );
+        for tag in ["v1.0.0", "v1.1.0"] {
+            pipeline.recorded_in_one_second(tag, ONE_SECOND).await;
+        }
+        pipeline.remove_imagedefinitions();
+        pipeline
+    }
+
+    /// Sets every time recorded for `tag` (its promotion and each deploy) to `second`: what a run whose
+    /// copies are fast (or whose images were already there) writes, here every time rather than by luck.
+    pub async fn recorded_in_one_second(&self, tag: &str, second: &str) {
+        let at = || AttributeValue::S(second.to_string());
+        self.table
+            .rewrite(tag, |item| {
+                item.insert("promoted_at".into(), at());
+                for deploy in deploys_of(item) {
+                    deploy.insert("deployed_at".into(), at());
+                }
+            })
+            .await;
+    }
+
+    /// imagedefinitions.json names release `tag`'s production image.
+    pub fn assert_deploy_file_for(&self, tag: &str) {
+        assert_eq!(
+            self.deploy_file("imagedefinitions.json"),
+            Some(self.imagedefinitions(tag)),
+            "the deploy file names release {tag}"
+        );
+    }
+
+    /// Removes the sequence from each of `tag`'s deploys, as an ecr-promote that numbered none left them.
+    pub async fn unnumbered(&self, tag: &str) {
+        self.table
+            .rewrite(tag, |item| {
+                for deploy in deploys_of(item) {
+                    deploy.remove("sequence");
+                }
+            })
+            .await;
     }
 
     /// `<staging ECR host>/api`
@@ -283,7 +364,7 @@ impl Pipeline {
             "commit": commit,
             "digest": image.digest(),
             "digests": image.digest(),
-            "release_id": "1",
+            "release_id": 1,
             "source_image": source_image,
             "target_image": self.production_image(&release.tag),
             "containers": [CONTAINER],

@@ -173,7 +173,7 @@ impl FrontDoor {
         );
         assert_eq!(self.executions().await, Vec::new(), "pipeline executions");
         assert_eq!(
-            self.pipeline.table.items().await,
+            self.pipeline.table.all_items().await,
             Vec::<Value>::new(),
             "ledger"
         );

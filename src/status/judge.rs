@@ -1,77 +1,14 @@
-//! What production runs, checked against what was released: each deployment of the ECS service, the image
-//! its task definition gives each container, the digests its running tasks report, matched to the recorded
-//! release they belong to and compared with the ledger and with the production registry.
-//!
-//! [`report`] decides from answers already fetched, so that it is tested over recorded ECS answers (the local
-//! world's ECS reports no running digests); [`Ecs`] and [`check`] fetch them.
+//! Judging what the service runs against the ledger and the production registry, from answers already
+//! fetched: each container matched to its release, drift named, rollbacks and sidecars told apart.
 
 use std::collections::{BTreeSet, HashMap};
 
-use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::ledger::{Image, Ledger, Record, ReleaseState, Releases};
-use crate::registry::{Connector, Digest, Pointer, Reference, RegistryError, Repository, Side};
-
-/// One deployment of the service, as `DescribeServices` gives it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Deployment {
-    pub id: String,
-    /// PRIMARY (the newest), ACTIVE (older, its tasks still running), or INACTIVE.
-    pub status: String,
-    /// The task definition's ARN.
-    pub task_definition: String,
-    #[serde(default)]
-    pub rollout_state: Option<String>,
-    #[serde(default)]
-    pub desired_count: i32,
-    #[serde(default)]
-    pub running_count: i32,
-}
-
-/// A task definition's containers, as `DescribeTaskDefinition` gives them.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskDefinition {
-    pub task_definition_arn: String,
-    pub container_definitions: Vec<ContainerDefinition>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct ContainerDefinition {
-    pub name: String,
-    pub image: String,
-}
-
-/// A running task, as `DescribeTasks` gives it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Task {
-    pub task_arn: String,
-    pub task_definition_arn: String,
-    #[serde(default)]
-    pub containers: Vec<TaskContainer>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskContainer {
-    pub name: String,
-    /// The digest the container was started from; ECS leaves it out until it has pulled the image.
-    #[serde(default)]
-    pub image_digest: Option<String>,
-}
-
-/// What ECS says about one service.
-#[derive(Clone, Debug)]
-pub struct Service {
-    pub cluster: String,
-    pub name: String,
-    pub deployments: Vec<Deployment>,
-    pub task_definitions: Vec<TaskDefinition>,
-    pub tasks: Vec<Task>,
-}
+use super::ecs::{Service, Task};
+use super::production::Production;
+use crate::ledger::{Image, Record, ReleaseState, Releases};
+use crate::registry::{Digest, Pointer, Reference, Repository};
 
 /// How a container's image was matched to its release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -102,16 +39,6 @@ pub struct ReleaseFacts {
     pub initiator: Option<String>,
 }
 
-/// What the production registry holds for one release image.
-#[derive(Clone, Debug)]
-pub struct Production {
-    /// The digest the release tag is on now; `None` when the tag is gone.
-    pub tagged: Option<Digest>,
-    /// The manifests the recorded digest lists when it is an index (a multi-platform release): a running task
-    /// may report the one it pulled. Empty for an image, or when the recorded manifest is gone.
-    pub children: Vec<Digest>,
-}
-
 /// The digest one running task reports for a container.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Running {
@@ -125,6 +52,8 @@ pub struct Running {
 pub enum Check {
     Ok,
     Drift,
+    /// A container ecr-promote does not deploy (a log router, a tracing agent): listed, never judged.
+    Sidecar,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -263,7 +192,7 @@ pub fn release_images(service: &Service, records: &[Record]) -> Vec<(Reference, 
     let mut images: Vec<(Reference, Digest)> = Vec::new();
     for definition in &service.task_definitions {
         for container in &definition.container_definitions {
-            if let Ok(image) = container.image.parse::<Reference>()
+            if let Ok(image) = Reference::from_container_image(&container.image)
                 && let Some((k, _)) = find(&known, &image)
                 && !images.iter().any(|(tag, _)| *tag == k.target)
             {
@@ -282,6 +211,14 @@ pub fn report(
     production: &HashMap<String, Production>,
 ) -> StatusReport {
     let known = known(&releases.records);
+    // The containers ecr-promote deploys are those its releases were recorded for; any other (a sidecar) runs
+    // what its own owner chose.
+    let released: BTreeSet<&str> = releases
+        .records
+        .iter()
+        .flat_map(|r| r.images.iter().flat_map(|i| &i.containers))
+        .map(String::as_str)
+        .collect();
     let mut notes = Vec::new();
     let mut drift = Vec::new();
     let mut deployments = Vec::new();
@@ -322,9 +259,19 @@ pub fn report(
                     })
                 })
                 .collect();
+            if !released.contains(container.name.as_str()) {
+                statuses.push(ContainerStatus {
+                    name: container.name.clone(),
+                    image: container.image.clone(),
+                    release: None,
+                    running,
+                    check: Check::Sidecar,
+                });
+                continue;
+            }
             let before = drift.len();
             let mut children: &[Digest] = &[];
-            let release = match container.image.parse::<Reference>() {
+            let release = match Reference::from_container_image(&container.image) {
                 Err(problem) => {
                     drift.push(format!(
                         "container {} (task definition {task_definition}) runs {}, which is no recorded \
@@ -434,6 +381,12 @@ pub fn report(
             containers: statuses,
         });
     }
+    if released.is_empty() {
+        notes.push(
+            "the ledger records no release: no container is one ecr-promote deployed, so none is checked"
+                .to_owned(),
+        );
+    }
     notes.extend(rollbacks(&deployments, &releases.records));
     StatusReport {
         cluster: service.cluster.clone(),
@@ -485,229 +438,18 @@ fn rollbacks(deployments: &[DeploymentStatus], records: &[Record]) -> Vec<String
                  ecr-promote deployed last ({}); `ecr-promote redeploy {tag}` records it",
                 deployment.task_definition,
                 latest.tag_name,
-                latest.last_shipped_at().unwrap_or("-")
+                latest.last_deployed_at().unwrap_or("-")
             ));
         }
     }
     notes
 }
 
-/// The service's deployments; a blue/green (CodeDeploy) service has task sets instead, read the same way
-/// (PRIMARY, ACTIVE or DRAINING, its stability for the rollout).
-fn deployments_of(service: &aws_sdk_ecs::types::Service) -> Vec<Deployment> {
-    let deployments = service.deployments().iter().map(|d| Deployment {
-        id: d.id().unwrap_or_default().to_owned(),
-        status: d.status().unwrap_or_default().to_owned(),
-        task_definition: d.task_definition().unwrap_or_default().to_owned(),
-        rollout_state: d.rollout_state().map(|s| s.as_str().to_owned()),
-        desired_count: d.desired_count(),
-        running_count: d.running_count(),
-    });
-    let task_sets = service.task_sets().iter().map(|s| Deployment {
-        id: s.id().unwrap_or_default().to_owned(),
-        status: s.status().unwrap_or_default().to_owned(),
-        task_definition: s.task_definition().unwrap_or_default().to_owned(),
-        rollout_state: s.stability_status().map(|s| s.as_str().to_owned()),
-        desired_count: s.computed_desired_count(),
-        running_count: s.running_count(),
-    });
-    deployments.chain(task_sets).collect()
-}
-
-/// The ECS calls `status` makes, all reads.
-pub struct Ecs {
-    client: aws_sdk_ecs::Client,
-}
-
-/// `DescribeTasks` takes at most this many tasks a call.
-const TASKS_PER_CALL: usize = 100;
-
-impl Ecs {
-    pub fn new(config: &aws_config::SdkConfig) -> Ecs {
-        Ecs {
-            client: aws_sdk_ecs::Client::new(config),
-        }
-    }
-
-    /// The service's deployments, their task definitions and its running tasks.
-    pub async fn service(&self, cluster: &str, name: &str) -> Result<Service> {
-        let fix = |action: &str| {
-            format!(
-                "describing service {name} in cluster {cluster}: check PROMOTE_CLUSTER, PROMOTE_SERVICE and \
-                 {action}"
-            )
-        };
-        let answer = self
-            .client
-            .describe_services()
-            .cluster(cluster)
-            .services(name)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)
-            .with_context(|| fix("ecs:DescribeServices"))?;
-        let Some(found) = answer
-            .services()
-            .iter()
-            .find(|s| s.status() != Some("INACTIVE"))
-        else {
-            let reasons: Vec<&str> = answer
-                .failures()
-                .iter()
-                .filter_map(|f| f.reason())
-                .collect();
-            bail!(
-                "service {name} is not in cluster {cluster} (ECS: {}): check PROMOTE_SERVICE and PROMOTE_CLUSTER",
-                if reasons.is_empty() {
-                    "inactive".to_owned()
-                } else {
-                    reasons.join(", ")
-                }
-            );
-        };
-        let deployments = deployments_of(found);
-        if deployments.is_empty() {
-            bail!(
-                "ECS reports no deployment or task set for service {name} in cluster {cluster}: nothing runs to \
-                 check (is it the production service? check PROMOTE_SERVICE)"
-            );
-        }
-        let arns: BTreeSet<&str> = deployments
-            .iter()
-            .map(|d| d.task_definition.as_str())
-            .collect();
-        let mut task_definitions = Vec::new();
-        for arn in arns {
-            let answer = self
-                .client
-                .describe_task_definition()
-                .task_definition(arn)
-                .send()
-                .await
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| fix("ecs:DescribeTaskDefinition"))?;
-            let containers = answer
-                .task_definition()
-                .map(|t| t.container_definitions())
-                .unwrap_or_default();
-            task_definitions.push(TaskDefinition {
-                task_definition_arn: arn.to_owned(),
-                container_definitions: containers
-                    .iter()
-                    .map(|c| ContainerDefinition {
-                        name: c.name().unwrap_or_default().to_owned(),
-                        image: c.image().unwrap_or_default().to_owned(),
-                    })
-                    .collect(),
-            });
-        }
-        Ok(Service {
-            cluster: cluster.to_owned(),
-            name: name.to_owned(),
-            tasks: self.tasks(cluster, name, &fix).await?,
-            deployments,
-            task_definitions,
-        })
-    }
-
-    async fn tasks(
-        &self,
-        cluster: &str,
-        name: &str,
-        fix: &dyn Fn(&str) -> String,
-    ) -> Result<Vec<Task>> {
-        let mut arns = Vec::new();
-        let mut pages = self
-            .client
-            .list_tasks()
-            .cluster(cluster)
-            .service_name(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| fix("ecs:ListTasks"))?;
-            arns.extend(page.task_arns().iter().cloned());
-        }
-        let mut tasks = Vec::new();
-        for chunk in arns.chunks(TASKS_PER_CALL) {
-            let answer = self
-                .client
-                .describe_tasks()
-                .cluster(cluster)
-                .set_tasks(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| fix("ecs:DescribeTasks"))?;
-            tasks.extend(answer.tasks().iter().map(|t| {
-                Task {
-                    task_arn: t.task_arn().unwrap_or_default().to_owned(),
-                    task_definition_arn: t.task_definition_arn().unwrap_or_default().to_owned(),
-                    containers: t
-                        .containers()
-                        .iter()
-                        .map(|c| TaskContainer {
-                            name: c.name().unwrap_or_default().to_owned(),
-                            image_digest: c.image_digest().map(str::to_owned),
-                        })
-                        .collect(),
-                }
-            }));
-        }
-        Ok(tasks)
-    }
-}
-
-/// What production holds for each release image, by tag: the tag's current digest and the manifests the
-/// recorded digest lists. The connector opens each registry once.
-async fn production_of(
-    connector: &Connector,
-    images: &[(Reference, Digest)],
-) -> Result<HashMap<String, Production>> {
-    let mut held = HashMap::new();
-    for (tag, recorded) in images {
-        let target = connector.connect(&tag.host, Side::Target).await?;
-        let children = match target
-            .children(&tag.with_pointer(Pointer::Digest(recorded.clone())))
-            .await
-        {
-            Ok(children) => children,
-            // The recorded manifest is gone, so its tag cannot be on it: the report names that drift.
-            Err(RegistryError::ManifestUnknown { .. } | RegistryError::NameUnknown { .. }) => {
-                Vec::new()
-            }
-            Err(error) => return Err(error.into()),
-        };
-        held.insert(
-            tag.to_string(),
-            Production {
-                tagged: target.manifest_digest(tag).await?,
-                children,
-            },
-        );
-    }
-    Ok(held)
-}
-
-/// Fetches what ECS, the ledger and the production registry say, and reports.
-pub async fn check(
-    ecs: &Ecs,
-    ledger: &Ledger,
-    connector: &Connector,
-    cluster: &str,
-    service: &str,
-) -> Result<StatusReport> {
-    let (service, releases) = tokio::try_join!(ecs.service(cluster, service), ledger.releases())?;
-    let production = production_of(connector, &release_images(&service, &releases.records)).await?;
-    Ok(report(&service, &releases, &production))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ledger::{Deploy, DeployKind};
+    use crate::status::{ContainerDefinition, Deployment, Drift, TaskDefinition};
 
     const PRODUCTION: &str = "222222222222.dkr.ecr.us-east-1.amazonaws.com";
     const STAGING: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
@@ -730,6 +472,7 @@ mod tests {
         record.commit = commit.into();
         record.promoted_at = Some(shipped_at.into());
         record.deploys = vec![Deploy {
+            sequence: None,
             deployed_at: shipped_at.into(),
             kind: DeployKind::Promote,
             build_arn: Some(BUILD.into()),
@@ -884,6 +627,76 @@ mod tests {
         format!("{PRODUCTION}/api:{tag}")
     }
 
+    /// A task definition whose container api runs `image`, beside a FireLens log router and an X-Ray daemon
+    /// from public registries, named as task definitions name them.
+    fn with_sidecars(revision: u32, image: &str) -> TaskDefinition {
+        let mut definition = describe_task_definition(revision, image);
+        for (name, image) in [
+            (
+                "log_router",
+                "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+            ),
+            ("xray-daemon", "amazon/aws-xray-daemon"),
+        ] {
+            definition.container_definitions.push(ContainerDefinition {
+                name: name.into(),
+                image: image.into(),
+            });
+        }
+        definition
+    }
+
+    #[test]
+    fn sidecars_are_listed_never_judged_and_a_released_container_is_still() {
+        let releases = ledger();
+        let mut service = service(&[("PRIMARY", 2)], &[], Vec::new());
+        service.task_definitions = vec![with_sidecars(2, &tagged("v1.1.0"))];
+        let production = production_as_recorded(&service, &releases);
+
+        let clean = report(&service, &releases, &production);
+
+        assert_eq!(clean.drift, Vec::<String>::new());
+        let checks: Vec<(&str, Check)> = clean.deployments[0]
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.check))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("api", Check::Ok),
+                ("log_router", Check::Sidecar),
+                ("xray-daemon", Check::Sidecar)
+            ]
+        );
+
+        service.task_definitions = vec![with_sidecars(2, "amazon/aws-xray-daemon")];
+        let drifted = report(&service, &releases, &production);
+
+        assert_eq!(drifted.drift.len(), 1, "{:?}", drifted.drift);
+        assert!(
+            drifted.drift[0].contains("container api")
+                && drifted.drift[0].contains("amazon/aws-xray-daemon"),
+            "{:?}",
+            drifted.drift
+        );
+    }
+
+    #[test]
+    fn a_release_only_promoted_in_the_second_of_another_s_deploy_is_no_rollback() {
+        let mut releases = ledger();
+        // One run promoted v1.0.0 and v1.1.0 in the second it deployed v1.1.0; only v1.1.0 was deployed.
+        releases.records[1].promoted_at = Some("2026-11-20T10:00:00Z".into());
+        releases.records[1].deploys.clear();
+        let service = service(&[("PRIMARY", 2)], &[(2, &tagged("v1.1.0"))], Vec::new());
+        let production = production_as_recorded(&service, &releases);
+
+        let report = report(&service, &releases, &production);
+
+        assert_eq!(report.notes, Vec::<String>::new());
+        assert_eq!(report.drift, Vec::<String>::new());
+    }
+
     #[test]
     fn a_service_running_its_latest_release_with_the_recorded_digest_is_clean() {
         let releases = ledger();
@@ -898,7 +711,7 @@ mod tests {
 
         assert_eq!(report.drift, Vec::<String>::new());
         assert_eq!(report.notes, Vec::<String>::new());
-        assert!(crate::exit::Drift::in_findings(&report.drift).is_ok());
+        assert!(Drift::in_findings(&report.drift).is_ok());
         let deployment = &report.deployments[0];
         assert_eq!(
             (
@@ -971,8 +784,7 @@ mod tests {
                 assert!(finding.contains(named), "names {named}: {finding}");
             }
             assert_eq!(report.deployments[0].containers[0].check, Check::Drift);
-            let error = crate::exit::Drift::in_findings(&report.drift).unwrap_err();
-            assert_eq!(crate::exit::code_for(&error.into()), crate::exit::REFUSED);
+            assert!(Drift::in_findings(&report.drift).is_err());
         }
     }
 
@@ -1121,7 +933,10 @@ mod tests {
         for (image, says) in [
             (format!("{STAGING}/api:latest"), "it is a staging image"),
             (tagged("hotfix"), "no release recorded it"),
-            ("nginx:1.27".to_owned(), "has no registry host"),
+            (
+                "nginx:1.27".to_owned(),
+                "no repository that ecr-promote promotes to",
+            ),
             (
                 "public.ecr.aws/nginx/nginx:1.27".to_owned(),
                 "no repository that ecr-promote promotes to",
@@ -1163,64 +978,5 @@ mod tests {
                 assert!(finding.contains(named), "names {named}: {finding}");
             }
         }
-    }
-
-    #[test]
-    fn a_blue_green_service_s_task_sets_are_its_deployments() {
-        use aws_sdk_ecs::types::{StabilityStatus, TaskSet};
-        let task_set = |id: &str, status: &str, revision: u32| {
-            TaskSet::builder()
-                .id(id)
-                .status(status)
-                .task_definition(task_definition_arn(revision))
-                .computed_desired_count(2)
-                .running_count(1)
-                .stability_status(StabilityStatus::Stabilizing)
-                .build()
-        };
-        let service = aws_sdk_ecs::types::Service::builder()
-            .service_name("shop-api")
-            .task_sets(task_set("ecs-svc/green", "PRIMARY", 2))
-            .task_sets(task_set("ecs-svc/blue", "ACTIVE", 1))
-            .build();
-
-        let deployments = deployments_of(&service);
-
-        let seen: Vec<(&str, &str, &str)> = deployments
-            .iter()
-            .map(|d| {
-                (
-                    d.id.as_str(),
-                    d.status.as_str(),
-                    family_revision(&d.task_definition),
-                )
-            })
-            .collect();
-        assert_eq!(
-            seen,
-            [
-                ("ecs-svc/green", "PRIMARY", "shop-api:2"),
-                ("ecs-svc/blue", "ACTIVE", "shop-api:1")
-            ]
-        );
-        assert_eq!(deployments[0].rollout_state.as_deref(), Some("STABILIZING"));
-        assert_eq!(
-            (deployments[0].desired_count, deployments[0].running_count),
-            (2, 1)
-        );
-    }
-
-    #[test]
-    fn drift_says_the_first_finding_and_how_many_more() {
-        let drift = crate::exit::Drift {
-            findings: vec![
-                "container api runs x".into(),
-                "container worker runs y".into(),
-            ],
-        };
-        assert_eq!(
-            drift.to_string(),
-            "drift: container api runs x (and 1 more above)"
-        );
     }
 }
