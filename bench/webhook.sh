@@ -29,7 +29,7 @@ done
 COMMAND_LINE+="bench/webhook.sh"
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$REPO/scripts/setup.sh" >/dev/null
+"$REPO/scripts/setup.sh" world >/dev/null
 PYTHON="$REPO/.local/venv/bin/python"
 ZIP="${CARGO_TARGET_DIR:-$REPO/target}/lambda/ecr-promote-webhook/bootstrap.zip"
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then

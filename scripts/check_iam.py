@@ -14,12 +14,13 @@ What the code calls is read from the Rust sources, not listed here:
 
 Each role is then checked under each value of the conditions that change it, against the template as
 CloudFormation would create it; statements that serve CodeBuild rather than the code (its image, its log,
-the pipeline artifacts) are named in PLATFORM with the reason. README's IAM block must equal the build role's.
+the pipeline artifacts) are named in PLATFORM with the reason. The build role's ```json block in
+docs/permissions.md (under "## The build role") must equal the build role's.
 
 `status` is an operator's command, run from a laptop or a console shell to see what production runs; the
 build never runs it. Its ECS reads (OPERATOR_SOURCES) are therefore not granted to the build role, which
-would then hold actions its work does not use, but to README's read-only operator policy (the ```json
-block under "### A read-only operator policy"): its statement ReadService must equal the ECS calls in
+would then hold actions its work does not use, but to the read-only operator policy in docs/permissions.md
+(the ```json block under "## A read-only operator policy"): its statement ReadService must equal the ECS calls in
 OPERATOR_SOURCES, and every action of that policy must be a read (OPERATOR_READS: the ledger and registry
 reads `status`, `audit`, `history` and `show` make through the modules they share with the build).
 
@@ -41,7 +42,7 @@ from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 
 # The webhook Lambda's code, which runs under its own role in deploy/webhook.yml, never the build role.
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
-# `status`, which only an operator runs: its SDK calls go to README's operator policy, not the build role.
+# `status`, which only an operator runs: its SDK calls go to the documented operator policy, not the build role.
 OPERATOR_SOURCES = ["src/status", "src/commands/status.rs"]
 # SDK calls made with the source (staging) configuration (Aws::for_source): granted where staging lets
 # production pull, with the source registry's actions. The vulnerability gate reads staging's scan findings.
@@ -49,6 +50,8 @@ SOURCE_SDK_SOURCES = ["src/gates/vulnerabilities.rs"]
 BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES
 # Calls IAM lets every caller make, whatever its policies.
 NEEDS_NO_GRANT = {"sts:GetCallerIdentity": "AWS lets every caller ask who it is (who overrides a gate)"}
+# Where the build role's and the operator's policies are shown to people, each as a ```json block.
+PERMISSIONS = "docs/permissions.md"
 # What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for
 # `show`) and the registries (the token, manifests, tag lists). No write, so the policy is safe to hand out.
 OPERATOR_READS = {"dynamodb:Scan", "dynamodb:GetItem", "ecr:GetAuthorizationToken", "ecr:BatchGetImage",
@@ -224,7 +227,7 @@ def request_actions(relative, name, body, method, url):
 # --- What the templates grant ---
 
 def statements(role: dict) -> dict:
-    """Sid → set of actions of the role's Allow statements (each needs a Sid: the check and README name it)."""
+    """Sid → set of actions of the role's Allow statements (each needs a Sid: the check and the docs name it)."""
     found = {}
     for policy in role["Properties"].get("Policies", []):
         for statement in policy["PolicyDocument"]["Statement"]:
@@ -249,7 +252,7 @@ def union(sets):
 
 
 def check_build_role(calls: set, registry: dict) -> dict:
-    """The build role with and without a staging source role; returns its statements as README shows them."""
+    """The build role with and without a staging source role; returns its statements as the docs show them."""
     template = load("deploy/production.yml")
     shown = None
     for with_role in (False, True):
@@ -258,7 +261,7 @@ def check_build_role(calls: set, registry: dict) -> dict:
                          "HasEventBus": True})
         code_statements = {sid: a for sid, a in statements(role).items() if sid not in PLATFORM}
         what = f"deploy/production.yml BuildRole ({'with' if with_role else 'without'} SourceRoleArn)"
-        fix = "change the role's statements (and README, \"IAM permissions\") or the code"
+        fix = f"change the role's statements (and {PERMISSIONS}, \"The build role\") or the code"
         # With a source role the staging pulls happen under that role: the build role only assumes it.
         expected = calls | registry["target"] if with_role else (calls - {"sts:AssumeRole"}) | union(registry.values())
         compare(what, union(code_statements.values()), expected, fix)
@@ -287,41 +290,43 @@ def check_staging_side(registry: dict):
             registry["source"], "change its actions or the code")
 
 
-def readme_policy(heading: str) -> dict:
-    """Sid → actions of the first ```json block under `heading` in README.md (up to the next heading of its
+def documented_policy(heading: str) -> dict:
+    """Sid → actions of the first ```json block under `heading` in PERMISSIONS (up to the next heading of its
     level or above)."""
-    text = (REPO / "README.md").read_text()
+    text = (REPO / PERMISSIONS).read_text()
     level = heading.split(" ")[0]
     # Up to the next heading of this level or above (the page's one `# ` title aside, so that a shell comment
     # in a code block does not end the section).
     section = re.search(rf"^{re.escape(heading)}\n(.*?)(?=^#{{2,{len(level)}}} )", text, re.S | re.M)
     block = section and re.search(r"```json\n(.*?)```", section.group(1), re.S)
     if not block:
-        raise CheckFailed(f"README.md: no ```json block under \"{heading}\"")
-    readme = {}
+        raise CheckFailed(f"{PERMISSIONS}: no ```json block under \"{heading}\"")
+    documented = {}
     for statement in json.loads(block.group(1))["Statement"]:
         actions = statement["Action"]
-        readme[statement["Sid"]] = set([actions] if isinstance(actions, str) else actions)
-    return readme
+        documented[statement["Sid"]] = set([actions] if isinstance(actions, str) else actions)
+    return documented
 
 
 def check_operator_policy(calls: set):
-    heading = "### A read-only operator policy"
-    readme = readme_policy(heading)
-    fix = f"change README's block under \"{heading}\" or the code"
-    compare(f"README.md, \"{heading}\", statement ReadService", readme.get("ReadService", set()), calls, fix,
-            needed_by=f"the code in {', '.join(OPERATOR_SOURCES)}")
-    others = union(actions for sid, actions in readme.items() if sid != "ReadService")
+    heading = "## A read-only operator policy"
+    documented = documented_policy(heading)
+    fix = f"change {PERMISSIONS}'s block under \"{heading}\" or the code"
+    compare(f"{PERMISSIONS}, \"{heading}\", statement ReadService", documented.get("ReadService", set()), calls,
+            fix, needed_by=f"the code in {', '.join(OPERATOR_SOURCES)}")
+    others = union(actions for sid, actions in documented.items() if sid != "ReadService")
     if others - OPERATOR_READS:
-        raise CheckFailed(f"README.md, \"{heading}\": grants {sorted(others - OPERATOR_READS)}, which are not "
+        raise CheckFailed(f"{PERMISSIONS}, \"{heading}\": grants {sorted(others - OPERATOR_READS)}, which are not "
                           f"among the reads an operator needs ({sorted(OPERATOR_READS)}): {fix}")
 
 
-def check_readme(shown: dict):
-    readme = readme_policy("## IAM permissions")
-    for sid in sorted(set(readme) | set(shown)):
-        compare(f"README.md, \"IAM permissions\", statement {sid}", readme.get(sid, set()), shown.get(sid, set()),
-                "make README's block equal deploy/production.yml's BuildRole (without SourceRoleArn)",
+def check_documented_build_role(shown: dict):
+    heading = "## The build role"
+    documented = documented_policy(heading)
+    for sid in sorted(set(documented) | set(shown)):
+        compare(f"{PERMISSIONS}, \"{heading}\", statement {sid}", documented.get(sid, set()),
+                shown.get(sid, set()),
+                f"make {PERMISSIONS}'s block equal deploy/production.yml's BuildRole (without SourceRoleArn)",
                 needed_by="the template's BuildRole")
 
 
@@ -330,7 +335,7 @@ def check() -> str:
     calls = sdk_calls(files) - set(NEEDS_NO_GRANT)
     registry = registry_calls(files)
     registry["source"] |= sdk_calls(rust_files(SOURCE_SDK_SOURCES))
-    check_readme(check_build_role(calls, registry))
+    check_documented_build_role(check_build_role(calls, registry))
     check_staging_side(registry)
     operator = sdk_calls(rust_files(OPERATOR_SOURCES))
     check_operator_policy(operator)

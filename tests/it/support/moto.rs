@@ -37,7 +37,7 @@ impl Moto {
             command
         };
         let hint = format!(
-            "run scripts/setup.sh and put .local/venv/bin on PATH (scripts/test.sh does both), \
+            "run scripts/setup.sh world and put .local/venv/bin on PATH (scripts/test.sh does both), \
              or pip install 'moto[server]=={MOTO_VERSION}'"
         );
         let client = reqwest::Client::builder()

@@ -128,7 +128,7 @@ impl Registry {
         };
         let process = Launch {
             name: "docker-registry",
-            install_hint: "run scripts/setup.sh or apt-get install docker-registry",
+            install_hint: "run scripts/setup.sh world or apt-get install docker-registry",
             log: registry_log.clone(),
             command: &command,
         }
