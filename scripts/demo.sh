@@ -12,14 +12,19 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Only what the demo starts: the registry, moto and the Lambda emulator; not the linters, not zig.
-"$REPO/scripts/setup.sh" world >/dev/null
-command -v htpasswd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null
-command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+# Only what the demo starts: the registry, moto and the Lambda emulator; not the linters, not zig. The
+# installs wait on the network and the build on the CPU, so on a fresh machine they run side by side.
+(
+    "$REPO/scripts/setup.sh" world >/dev/null
+    command -v htpasswd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null
+    command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+) &
+installs=$!
 # The demo profile (Cargo.toml): the demo moves 5 MiB and waits on moto and the registries, so the release
 # profile's optimisation (the shipped binary's, thin LTO) would cost minutes of compiling and save nothing
 # visible.
 (cd "$REPO" && cargo build --locked --quiet --profile demo --bin ecr-promote --bin ecr-promote-webhook)
+wait "$installs" || { echo "demo: installing the local world failed" >&2; exit 1; }
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/demo/ecr-promote"
 WEBHOOK_BIN="${CARGO_TARGET_DIR:-$REPO/target}/demo/ecr-promote-webhook"
 PYTHON="$REPO/.local/venv/bin/python"
