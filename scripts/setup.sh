@@ -14,6 +14,10 @@ HADOLINT_VERSION="2.15.1"
 CFN_LINT_VERSION="1.58.0"
 CARGO_LAMBDA_VERSION="1.9.2"
 CHECKOV_VERSION="3.3.30"
+# The AWS CLI scripts/deploy.sh drives (and the test that deploys into moto runs), in a venv of its own: it
+# pins botocore exactly, which moto's boto3 would fight.
+AWSCLI_VERSION="1.46.3"
+AWSCLI_VENV="$REPO/.local/awscli"
 VENV="$REPO/.local/venv"
 CHECKOV_VENV="$REPO/.local/checkov"
 
@@ -70,4 +74,12 @@ else
     python3 -m venv "$CHECKOV_VENV"
     "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
     echo "installed: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
+fi
+
+if [[ -x "$AWSCLI_VENV/bin/aws" && "$(installed awscli "$AWSCLI_VENV")" == "$AWSCLI_VERSION" ]]; then
+    echo "present: awscli==$AWSCLI_VERSION in $AWSCLI_VENV"
+else
+    python3 -m venv "$AWSCLI_VENV"
+    "$AWSCLI_VENV/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION"
+    echo "installed: awscli==$AWSCLI_VERSION in $AWSCLI_VENV"
 fi
