@@ -485,7 +485,10 @@ impl RunArgs {
                  GitHub webhook secret, or unset the variable to accept unsigned deliveries"
                     .into(),
             )),
-            (Some(secret), None) => Ok(SecretSource::Value(Secret::new(secret.clone()))),
+            (Some(secret), None) => Ok(SecretSource::Value(Secret::new(
+                secret.clone(),
+                "PROMOTE_WEBHOOK_SECRET",
+            ))),
             (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn.to_owned())),
             (None, None) => Ok(SecretSource::Unsigned),
         }

@@ -1,11 +1,14 @@
 //! The GitHub release webhook as a Lambda function (custom runtime, `provided.al2023`). README, "The
 //! webhook function".
 
+use std::convert::Infallible;
 use std::process::ExitCode;
 
 use ecr_promote::webhook::{STALL, Settings, Webhook};
 use ecr_promote::{aws, exit, logging};
-use lambda_http::{Request, service_fn};
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use lambda_http::{BoxFuture, service_fn};
+use serde_json::Value;
 
 fn main() -> ExitCode {
     // CloudWatch Logs Insights reads JSON lines.
@@ -33,14 +36,19 @@ fn main() -> ExitCode {
             Ok(aws) => aws,
             Err(error) => {
                 tracing::error!(exit_code = exit::USAGE, "error: {error}");
-                return Err(lambda_http::Error::from(error.0));
+                return Err(lambda_runtime::Error::from(error.0));
             }
         };
         let webhook = Webhook::new(&aws.config, settings);
         let webhook = &webhook;
-        lambda_http::run(service_fn(move |request: Request| async move {
-            Ok::<_, std::convert::Infallible>(webhook.respond(request).await)
-        }))
+        // The raw event, not lambda_http::run's Request: lambda_http panics on some malformed events before a
+        // handler runs, and every event must get an answer (webhook::event). Boxed, as lambda_http boxes it:
+        // the future is too deep a type for the compiler to lay out inline.
+        lambda_runtime::run(service_fn(
+            move |event: LambdaEvent<Value>| -> BoxFuture<'_, Result<Value, Infallible>> {
+                Box::pin(async move { Ok(webhook.invoke(&event.payload).await) })
+            },
+        ))
         .await
     });
     match served {

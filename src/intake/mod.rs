@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn with_a_secret_unsigned_or_badly_signed_releases_are_rejected() {
         let policy = Policy {
-            webhook_secrets: vec![Secret::new("s3cret".into())],
+            webhook_secrets: vec![Secret::new("s3cret".into(), "PROMOTE_WEBHOOK_SECRET")],
             ..policy()
         };
         let unsigned = serde_json::json!({"httpMethod": "POST", "headers": {"X-GitHub-Delivery": "d-1"},

@@ -3,9 +3,10 @@
 //!
 //! Both the `AWSCURRENT` value and, while it exists, the `AWSPREVIOUS` one are kept, so that a rotation
 //! drops no delivery: GitHub signs with the old value until someone pastes the new one into the hook.
-//! The cache is read again when it is older than [`MAX_AGE`], or when a signature matches neither value
-//! and the cache is older than [`RECHECK_AFTER`] (the secret may have been rotated since it was read). The
-//! second bound keeps a flood of badly signed requests from turning into a flood of Secrets Manager calls.
+//! The cache is read again when it is older than [`MAX_AGE`], or when a signature matches neither value (the
+//! secret may have been rotated since it was read): then no sooner than [`RECHECK_AFTER`] after the last
+//! read, waiting out the rest if need be, so that a flood of badly signed requests makes at most one
+//! Secrets Manager read a second, and a value rotated a moment after a read is still seen.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,13 +70,13 @@ impl Secrets {
         self.cached_within(MAX_AGE).await
     }
 
-    /// After a signature matched none of `values()`: the values read again if the cache is older than
-    /// [`RECHECK_AFTER`], otherwise `None` (asking again so soon would find the same).
-    pub async fn reread(&self) -> anyhow::Result<Option<Arc<Vec<Secret>>>> {
-        if self.age().is_some_and(|age| age < RECHECK_AFTER) {
-            return Ok(None);
+    /// After a signature matched none of `values()`: the values read again, once the cache is
+    /// [`RECHECK_AFTER`] old.
+    pub async fn reread(&self) -> anyhow::Result<Arc<Vec<Secret>>> {
+        if let Some(age) = self.age() {
+            tokio::time::sleep(RECHECK_AFTER.saturating_sub(age)).await;
         }
-        self.cached_within(Duration::ZERO).await.map(Some)
+        self.cached_within(Duration::ZERO).await
     }
 
     fn age(&self) -> Option<Duration> {
@@ -155,6 +156,9 @@ impl Secrets {
                 self.arn
             )
         })?;
-        Ok(Some(Secret::new(text.to_owned())))
+        Ok(Some(Secret::new(
+            text.to_owned(),
+            format!("the secret {} ({stage})", self.arn),
+        )))
     }
 }

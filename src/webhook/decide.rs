@@ -109,18 +109,46 @@ pub fn decide(headers: &HeaderMap, body: &[u8], policy: &Policy, secrets: &[Secr
 
 /// The body goes as text when it is UTF-8 (GitHub's always is), so that the message stays within the
 /// queue's limit for the largest payloads; base64 otherwise, which `run` decodes the same way.
+///
+/// SQS refuses a message holding a character outside its set (see [`sqs_takes`]), and a UTF-8 body may hold
+/// one, e.g. U+FFFF in release notes. Such characters are written as JSON `\uXXXX` escapes in the message:
+/// the message's `body` string decodes to the very characters, and so to the very bytes, GitHub signed,
+/// which `run` checks the signature over. Chosen over always sending base64 because it costs nothing for
+/// the usual body (base64 makes every body a third longer, against the queue's limit), and because the
+/// message keeps the form `run` has always read: messages queued before read the same.
 fn queue_message(headers: &BTreeMap<String, String>, body: &[u8]) -> String {
     let (body, base64) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_owned(), false),
         Err(_) => (BASE64.encode(body), true),
     };
-    json!({
+    let message = json!({
         "httpMethod": "POST",
         "headers": headers,
         "body": body,
         "isBase64Encoded": base64,
     })
-    .to_string()
+    .to_string();
+    escape_for_sqs(message)
+}
+
+/// Whether SQS takes `c` in a message body: #x9, #xA, #xD, #x20–#xD7FF, #xE000–#xFFFD, #x10000–#x10FFFF.
+fn sqs_takes(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `json` with every character SQS refuses as a `\uXXXX` escape. Outside strings JSON text is ASCII, and
+/// serde_json already escapes control characters inside them, so what is left (U+FFFE, U+FFFF) is inside a
+/// string, where the escape means the same character. Each is in the Basic Multilingual Plane: one escape.
+fn escape_for_sqs(json: String) -> String {
+    let mut escaped = String::with_capacity(json.len());
+    for c in json.chars() {
+        if sqs_takes(c) {
+            escaped.push(c);
+        } else {
+            escaped.push_str(&format!("\\u{:04x}", u32::from(c)));
+        }
+    }
+    escaped
 }
 
 /// StartPipelineExecution's `clientRequestToken` for a delivery: the delivery id itself when it is a valid
@@ -155,11 +183,17 @@ mod tests {
     }
 
     fn secrets() -> Vec<Secret> {
-        vec![Secret::new(CURRENT.into()), Secret::new(PREVIOUS.into())]
+        vec![
+            Secret::new(CURRENT.into(), "PROMOTE_WEBHOOK_SECRET"),
+            Secret::new(PREVIOUS.into(), "PROMOTE_WEBHOOK_SECRET"),
+        ]
     }
 
     fn sign(body: &str, secret: &str) -> String {
-        signature::sign(body.as_bytes(), &Secret::new(secret.into()))
+        signature::sign(
+            body.as_bytes(),
+            &Secret::new(secret.into(), "PROMOTE_WEBHOOK_SECRET"),
+        )
     }
 
     fn payload(action: &str, draft: bool, prerelease: bool) -> String {
@@ -254,8 +288,10 @@ mod tests {
 
     /// The verdict on `event` as the Lambda runtime hands it over.
     fn verdict_on(event: &str) -> Verdict {
-        let request = lambda_http::request::from_str(event).expect("lambda_http reads the event");
-        decide(request.headers(), request.body(), &policy(), &secrets())
+        let event = serde_json::from_str(event).expect("the event is JSON");
+        let request = super::super::event::open(&event).expect("an API Gateway event");
+        let body = request.body.expect("the body decodes");
+        decide(&request.headers, &body, &policy(), &secrets())
     }
 
     fn signed(shape: Shape, event: &str, body: &str, secret: &str, content_type: &str) -> Verdict {
@@ -270,19 +306,20 @@ mod tests {
     /// The queued message as `run` reads it, with the current secret to check.
     fn read_as_run(message: &str) -> Reading {
         let policy = Policy {
-            webhook_secrets: vec![Secret::new(CURRENT.into())],
+            webhook_secrets: vec![Secret::new(CURRENT.into(), "PROMOTE_WEBHOOK_SECRET")],
             ..policy()
         };
         intake::read(message, &policy)
     }
 
-    #[test]
-    fn a_published_release_in_any_shape_and_content_type_is_queued_as_run_reads_it() {
-        let json = payload("published", false, false);
+    /// The promotion of `json`, signed with the current value, in every shape and content type, with what
+    /// made it.
+    fn promotions(json: &str) -> Vec<(String, String, Promotion)> {
+        let mut promotions = Vec::new();
         for shape in SHAPES {
             for (content_type, body) in [
-                ("application/json", json.clone()),
-                ("application/x-www-form-urlencoded", form(&json)),
+                ("application/json", json.to_owned()),
+                ("application/x-www-form-urlencoded", form(json)),
             ] {
                 let what = format!("{shape:?} {content_type}");
                 let Verdict::Promote(promotion) =
@@ -290,18 +327,26 @@ mod tests {
                 else {
                     panic!("{what}: not promoted")
                 };
-                assert_eq!(
-                    (promotion.tag.as_str(), promotion.delivery.as_str()),
-                    ("v1.2.0", DELIVERY),
-                    "{what}"
-                );
-                match read_as_run(&promotion.message) {
-                    Reading::Promote { release, delivery } => {
-                        assert_eq!(release.tag_name, "v1.2.0", "{what}");
-                        assert_eq!(delivery.as_deref(), Some(DELIVERY), "{what}");
-                    }
-                    other => panic!("{what}: run reads {other:?}"),
+                promotions.push((what, body, promotion));
+            }
+        }
+        promotions
+    }
+
+    #[test]
+    fn a_published_release_in_any_shape_and_content_type_is_queued_as_run_reads_it() {
+        for (what, _, promotion) in promotions(&payload("published", false, false)) {
+            assert_eq!(
+                (promotion.tag.as_str(), promotion.delivery.as_str()),
+                ("v1.2.0", DELIVERY),
+                "{what}"
+            );
+            match read_as_run(&promotion.message) {
+                Reading::Promote { release, delivery } => {
+                    assert_eq!(release.tag_name, "v1.2.0", "{what}");
+                    assert_eq!(delivery.as_deref(), Some(DELIVERY), "{what}");
                 }
+                other => panic!("{what}: run reads {other:?}"),
             }
         }
     }
@@ -349,6 +394,37 @@ mod tests {
                 matches!(read_as_run(&promotion.message), Reading::Promote { .. }),
                 "{shape:?}: a run that knows the current value only reads it"
             );
+        }
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_and_the_signature_still_holds() {
+        let mut json: Value = serde_json::from_str(&payload("published", false, false)).unwrap();
+        json["release"]["body"] = json!("notes \u{FFFE}\u{FFFF} end \u{1F680}\u{7}");
+        for (what, body, promotion) in promotions(&json.to_string()) {
+            let refused: Vec<char> = promotion
+                .message
+                .chars()
+                .filter(|c| !sqs_takes(*c))
+                .collect();
+            assert_eq!(refused, Vec::<char>::new(), "{what}");
+            let message: Value = serde_json::from_str(&promotion.message).unwrap();
+            assert_eq!(message["body"], json!(body), "{what}: the body as signed");
+            assert!(
+                matches!(read_as_run(&promotion.message), Reading::Promote { .. }),
+                "{what}"
+            );
+        }
+        for (c, takes) in [
+            ('\u{8}', false),
+            ('\t', true),
+            ('\u{D7FF}', true),
+            ('\u{FFFD}', true),
+            ('\u{FFFE}', false),
+            ('\u{FFFF}', false),
+            ('\u{10000}', true),
+        ] {
+            assert_eq!(sqs_takes(c), takes, "{c:?}");
         }
     }
 

@@ -8,13 +8,13 @@
 pub mod act;
 pub mod claims;
 pub mod decide;
+pub mod event;
 pub mod settings;
 
 use std::time::Duration;
 
 use lambda_http::http::{HeaderMap, StatusCode};
-use lambda_http::{Body, Request, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::intake::Policy;
 use crate::intake::secrets::Secrets;
@@ -76,9 +76,22 @@ impl Webhook {
         }
     }
 
-    /// The HTTP response to an API Gateway (REST or HTTP API) or function URL request, with one log line.
-    pub async fn respond(&self, request: Request) -> Response<Body> {
-        let headers = request.headers();
+    /// The answer to one Lambda event (API Gateway REST or HTTP API, or function URL), with one log line,
+    /// whatever the event holds.
+    pub async fn invoke(&self, event: &Value) -> Value {
+        let (headers, answer) = match event::open(event) {
+            Err(reason) => (
+                HeaderMap::new(),
+                Answer::new(StatusCode::BAD_REQUEST, "malformed", reason),
+            ),
+            Ok(request) => {
+                let answer = match &request.body {
+                    Ok(body) => self.answer(&request.headers, body).await,
+                    Err(reason) => Answer::new(StatusCode::BAD_REQUEST, "malformed", reason),
+                };
+                (request.headers, answer)
+            }
+        };
         let header = |name: &str| {
             headers
                 .get(name)
@@ -87,7 +100,6 @@ impl Webhook {
                 .to_owned()
         };
         let (delivery, event) = (header("x-github-delivery"), header("x-github-event"));
-        let answer = self.answer(headers, request.body()).await;
         let release = answer.release.as_deref().unwrap_or("-");
         // Nothing here can carry the secret: the detail lines are built from the payload and AWS errors.
         if answer.status.is_server_error() {
@@ -97,13 +109,10 @@ impl Webhook {
         } else {
             tracing::info!(status = answer.status.as_u16(), outcome = answer.outcome, %delivery, %event, %release, "{}", answer.detail);
         }
-        let body =
-            json!({"outcome": answer.outcome, "detail": answer.detail, "release": answer.release});
-        Response::builder()
-            .status(answer.status)
-            .header("content-type", "application/json")
-            .body(Body::Text(body.to_string()))
-            .expect("a status and a content type make a valid response")
+        event::answer(
+            answer.status,
+            &json!({"outcome": answer.outcome, "detail": answer.detail, "release": answer.release}),
+        )
     }
 
     /// What GitHub is told about the delivery of `body` with `headers`, within [`DEADLINE`].
@@ -129,10 +138,7 @@ impl Webhook {
         if matches!(verdict, Verdict::Unauthorized(_)) {
             // Perhaps signed with a value set after the cache was filled.
             match self.secrets.reread().await {
-                Ok(Some(secrets)) => {
-                    verdict = decide::decide(headers, body, &self.policy, &secrets);
-                }
-                Ok(None) => {}
+                Ok(secrets) => verdict = decide::decide(headers, body, &self.policy, &secrets),
                 Err(error) => return failed(&error),
             }
         }

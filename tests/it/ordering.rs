@@ -138,7 +138,7 @@ async fn releases_published_in_one_second_are_ordered_by_release_id_across_runs(
 
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     let recorded = pipeline.table.item("v2.0.9").await.expect("recorded");
-    assert_eq!(recorded["release_id"], "10", "{recorded}");
+    assert_eq!(recorded["release_id"], 10, "{recorded}");
     assert_eq!(
         pipeline.deploy_file("imagedefinitions.json"),
         Some(pipeline.imagedefinitions("v2.1.0")),

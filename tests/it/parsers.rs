@@ -28,7 +28,10 @@ fn policy() -> Policy {
 
 fn signed_policy() -> Policy {
     Policy {
-        webhook_secrets: vec![Secret::new(WEBHOOK_SECRET.to_string())],
+        webhook_secrets: vec![Secret::new(
+            WEBHOOK_SECRET.to_string(),
+            "PROMOTE_WEBHOOK_SECRET",
+        )],
         ..policy()
     }
 }

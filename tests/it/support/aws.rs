@@ -261,7 +261,7 @@ impl Table {
         }
     }
 
-    /// The item recorded for `tag`, as JSON (strings, booleans, lists, maps; numbers as strings).
+    /// The item recorded for `tag`, as JSON (strings, numbers, booleans, lists, maps).
     pub async fn item(&self, tag: &str) -> Option<Value> {
         self.attributes(tag).await.as_ref().map(json_of_item)
     }
@@ -413,7 +413,13 @@ fn json_of_item(item: &HashMap<String, AttributeValue>) -> Value {
 
 fn json_of(value: &AttributeValue) -> Value {
     match value {
-        AttributeValue::S(text) | AttributeValue::N(text) => Value::String(text.clone()),
+        AttributeValue::S(text) => Value::String(text.clone()),
+        // The ledger's numbers (release ids, deploy sequences) are whole: as `show --json` prints them.
+        AttributeValue::N(number) => {
+            Value::from(number.parse::<u64>().unwrap_or_else(|_| {
+                panic!("the ledger holds a number that is not whole: {number}")
+            }))
+        }
         AttributeValue::Bool(flag) => Value::Bool(*flag),
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(list) => Value::Array(list.iter().map(json_of).collect()),

@@ -66,7 +66,6 @@ impl Pipeline {
         }
     }
 
-    /// `<staging ECR host>/api`
     /// One run promotes v1.0.0 (of OTHER_COMMIT) and v1.1.0 (of COMMIT, published later) and deploys
     /// v1.1.0, all recorded in one second.
     pub async fn two_releases_promoted_in_one_second() -> Pipeline {
@@ -130,6 +129,7 @@ impl Pipeline {
             .await;
     }
 
+    /// `<staging ECR host>/api`
     pub fn source_repository(&self) -> String {
         self.world.staging.reference(REPOSITORY)
     }
@@ -364,7 +364,7 @@ impl Pipeline {
             "commit": commit,
             "digest": image.digest(),
             "digests": image.digest(),
-            "release_id": "1",
+            "release_id": 1,
             "source_image": source_image,
             "target_image": self.production_image(&release.tag),
             "containers": [CONTAINER],
