@@ -7,9 +7,10 @@ moto 5.2.5 deploys most of deploy/*.yml, but skips (with a warning) the resource
 first !GetAtt on a skipped resource fails the whole stack. Each stand-in here takes the resource's properties,
 turns them into the input of the API call that creates it on AWS, validates that input against botocore's
 service model (so a misspelt or misplaced property fails the stack as CloudFormation would), and creates the
-resource in moto's own backend, so that the API calls the binaries and the tests make find it. Two gaps that
-are not resource types are filled here too, each saying what moto lacks: outputs after ExecuteChangeSet, and
-the CodeConnections API (`deploy.sh` checks the GitHub connections). Nothing else of moto is changed.
+resource in moto's own backend, so that the API calls the binaries and the tests make find it. Three gaps that
+are not resource types are filled here too, each saying what moto lacks: outputs after ExecuteChangeSet, parameters
+counted as changed on every update, and the CodeConnections API (`deploy.sh` checks the GitHub connections).
+Nothing else of moto is changed.
 """
 
 import json
@@ -20,6 +21,7 @@ import uuid
 import botocore.session
 from botocore.validate import ParamValidator
 from moto.apigatewayv2.models import apigatewayv2_backends
+from moto.cloudformation import parsing
 from moto.cloudformation.models import cloudformation_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.codebuild.models import codebuild_backends
@@ -373,17 +375,46 @@ STAND_INS = [CodeBuildProject, CodePipelinePipeline, SecretsManagerSecret, HttpA
 
 
 def fill_outputs_after_change_sets():
-    """moto's ExecuteChangeSet (what `aws cloudformation deploy` uses) creates the resources but keeps the
-    outputs it computed before they existed: empty. Compute them again once the change set is applied, as
-    CreateStack and UpdateStack already do."""
+    """moto's ExecuteChangeSet (what `aws cloudformation deploy` uses) applies the change set's resources to a
+    stack it created with an empty template, and keeps the outputs of that empty template: none. Compute them
+    from the change set's template once it is applied, as CreateStack and UpdateStack do from theirs."""
     original = type(cloudformation_backends["123456789012"]["us-east-1"]).execute_change_set
 
     def execute_change_set(self, change_set_name, stack_name=None):
         original(self, change_set_name, stack_name)
-        for stack in self.stacks.values():
-            stack.output_map = stack._create_output_map()
+        for change_set in self.change_sets.values():
+            if change_set_name in (change_set.change_set_id, change_set.change_set_name):
+                change_set.stack.template_dict = change_set.template_dict
+                change_set.stack.output_map = change_set.stack._create_output_map()
 
     type(cloudformation_backends["123456789012"]["us-east-1"]).execute_change_set = execute_change_set
+
+
+def update_only_what_changed():
+    """A re-run of `aws cloudformation deploy` re-sends each parameter its command line leaves out with
+    UsePreviousValue, which moto resolves to the previous value with the template's default filled in and
+    typed (90, not "90"); moto compares that with the previous input, where a default is absent, and updates
+    every resource that reads such a parameter — a log group among them, which moto cannot update: it becomes
+    None and the next !GetAtt of it fails the stack. Here a parameter counts as changed only when its value
+    differs from the value the stack resolved, as on AWS. And moto updates a resource for a changed parameter
+    only if it reads it with Ref: here ${Name} in an Fn::Sub counts too (a new ecr-promote binary's key)."""
+    diff = parsing.ResourceMap.build_resource_diff
+
+    def as_text(value):
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    def build_resource_diff(self, other_template, parameters=None):
+        changed = {key: value for key, value in (parameters or {}).items()
+                   if as_text(value) != as_text(self.resolved_parameters.get(key))}
+        return diff(self, other_template, changed)
+
+    parsing.ResourceMap.build_resource_diff = build_resource_diff
+    references = parsing.get_references_from_template
+
+    def get_references_from_template(template):
+        return references(template) + re.findall(r"\$\{([\w:]+)\}", json.dumps(template))
+
+    parsing.get_references_from_template = get_references_from_template
 
 
 class CodeConnections:
@@ -441,6 +472,7 @@ class CodeConnections:
 
 def serve():
     fill_outputs_after_change_sets()
+    update_only_what_changed()
     # moto_server builds its WSGI app inside main(); wrap the app it serves.
     import moto.server as server
     make_app = server.DomainDispatcherApplication

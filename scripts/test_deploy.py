@@ -12,6 +12,7 @@ profiles resolving to two accounts, a GitHub connection in each, an ECS service 
 scripts/test.sh runs it with moto (.local/venv) and the AWS CLI (.local/awscli) that scripts/setup.sh installs.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -132,6 +133,12 @@ def outputs(world, account):
     return found
 
 
+def promote_binary(world, out):
+    """Where the promote project downloads ecr-promote from."""
+    project = world.client("codebuild", PRODUCTION).batch_get_projects(names=[out["BuildProjectName"]])["projects"][0]
+    return {v["name"]: v["value"] for v in project["environment"]["environmentVariables"]}["PROMOTE_BINARY_S3_URI"]
+
+
 def assert_production_lines_up(world):
     out = outputs(world, PRODUCTION)
     function = world.client("lambda", PRODUCTION).get_function_configuration(FunctionName=out["WebhookFunctionName"])
@@ -187,9 +194,13 @@ def main():
         assert staging_stack["StackStatus"].endswith("_COMPLETE"), staging_stack["StackStatus"]
         print("ok: deploys both stacks, lined up")
 
+        # A new build of ecr-promote: the re-run uploads it and points the promote project at it, in place.
+        (prebuilt / "ecr-promote").write_bytes(b"#!/bin/sh\n# rebuilt\n")
         again = world.deploy(STAGING, PRODUCTION, prebuilt)
         assert again.returncode == 0, "re-running the deploy failed"
         assert assert_production_lines_up(world) == out, "re-running changed the stack's outputs"
+        rebuilt = hashlib.sha256((prebuilt / "ecr-promote").read_bytes()).hexdigest()
+        assert promote_binary(world, out).endswith(f"/ecr-promote/{rebuilt}"), "the project kept the old binary"
         print("ok: re-running updates in place")
     finally:
         world.close()
