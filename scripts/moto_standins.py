@@ -8,9 +8,9 @@ first !GetAtt on a skipped resource fails the whole stack. Each stand-in here ta
 turns them into the input of the API call that creates it on AWS, validates that input against botocore's
 service model (so a misspelt or misplaced property fails the stack as CloudFormation would), and creates the
 resource in moto's own backend, so that the API calls the binaries and the tests make find it. Three gaps that
-are not resource types are filled here too, each saying what moto lacks: outputs after ExecuteChangeSet, parameters
-counted as changed on every update, and the CodeConnections API (`deploy.sh` checks the GitHub connections).
-Nothing else of moto is changed.
+are not resource types are filled here too, each saying what moto lacks: ExecuteChangeSet's outputs and
+failures, parameters counted as changed on every update, and the CodeConnections API (`deploy.sh` checks the
+GitHub connections). Nothing else of moto is changed.
 """
 
 import json
@@ -22,6 +22,7 @@ import botocore.session
 from botocore.validate import ParamValidator
 from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import cloudformation_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.codebuild.models import codebuild_backends
@@ -40,8 +41,15 @@ _BOTOCORE = botocore.session.get_session()
 _RUN_AS, __name__ = __name__, "moto.standins"
 
 
-class StandInError(ValueError):
-    """A template's properties that the AWS API would refuse; the message names the resource type and key."""
+class StandInError(ValidationError):
+    """A template's properties that the AWS API would refuse; the message names the resource type and key.
+    A ValidationError, so that the caller gets a 400 with that message, not moto's 500 for an exception."""
+
+    # moto reads the service whose error shapes it answers with from the exception's module.
+    __module__ = "moto.cloudformation.standins"
+
+    def __init__(self, message: str):
+        super().__init__(message=message)
 
 
 def api_input(resource_type: str, service: str, operation: str, properties: dict) -> dict:
@@ -374,20 +382,36 @@ STAND_INS = [CodeBuildProject, CodePipelinePipeline, SecretsManagerSecret, HttpA
              SqsQueueInlinePolicy]
 
 
-def fill_outputs_after_change_sets():
-    """moto's ExecuteChangeSet (what `aws cloudformation deploy` uses) applies the change set's resources to a
-    stack it created with an empty template, and keeps the outputs of that empty template: none. Compute them
-    from the change set's template once it is applied, as CreateStack and UpdateStack do from theirs."""
-    original = type(cloudformation_backends["123456789012"]["us-east-1"]).execute_change_set
+def change_sets_as_on_aws():
+    """Two gaps in moto's ExecuteChangeSet, what `aws cloudformation deploy` uses.
+
+    It applies the change set's resources to a stack it created with an empty template, and keeps the outputs
+    of that empty template: none. Here they are computed from the change set's template once it is applied,
+    as CreateStack and UpdateStack do from theirs.
+
+    A resource that fails (a stand-in's StandInError) fails the call itself. On AWS the call succeeds and the
+    stack ends in ROLLBACK_COMPLETE (a first create) or UPDATE_ROLLBACK_COMPLETE, with an event giving the
+    reason; here too, so that `aws cloudformation deploy` reports a failed stack. moto does not roll back:
+    what was created before the failure stays."""
+    backend = type(cloudformation_backends["123456789012"]["us-east-1"])
+    original = backend.execute_change_set
 
     def execute_change_set(self, change_set_name, stack_name=None):
-        original(self, change_set_name, stack_name)
-        for change_set in self.change_sets.values():
-            if change_set_name in (change_set.change_set_id, change_set.change_set_name):
-                change_set.stack.template_dict = change_set.template_dict
-                change_set.stack.output_map = change_set.stack._create_output_map()
+        change_set = next(c for c in self.change_sets.values()
+                          if change_set_name in (c.change_set_id, c.change_set_name))
+        stack = change_set.stack
+        try:
+            original(self, change_set_name, stack_name)
+        except StandInError as error:
+            creating = change_set.change_set_type == "CREATE"
+            stack._add_stack_event("CREATE_FAILED" if creating else "UPDATE_FAILED", resource_status_reason=str(error))
+            stack.status = "ROLLBACK_COMPLETE" if creating else "UPDATE_ROLLBACK_COMPLETE"
+            change_set.execution_status = "EXECUTE_FAILED"
+            return
+        stack.template_dict = change_set.template_dict
+        stack.output_map = stack._create_output_map()
 
-    type(cloudformation_backends["123456789012"]["us-east-1"]).execute_change_set = execute_change_set
+    backend.execute_change_set = execute_change_set
 
 
 def update_only_what_changed():
@@ -471,7 +495,7 @@ class CodeConnections:
 
 
 def serve():
-    fill_outputs_after_change_sets()
+    change_sets_as_on_aws()
     update_only_what_changed()
     # moto_server builds its WSGI app inside main(); wrap the app it serves.
     import moto.server as server

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the local world the integration tests run against: CNCF Distribution
-# (Debian's docker-registry), skopeo, moto_server and cargo-lambda (the Lambda Runtime API
-# emulator, with zig for building the webhook function) in a virtualenv under .local/;
-# in the same virtualenv the linters scripts/lint.sh runs (hadolint, cfn-lint), and checkov
-# in a virtualenv of its own (.local/checkov: its pins would fight moto's).
+# (Debian's docker-registry; apache2-utils's htpasswd for scripts/test_deploy.py's registries), skopeo,
+# moto_server and cargo-lambda (the Lambda Runtime API emulator, with zig for building the webhook
+# function) in a virtualenv under .local/; in the same virtualenv the linters scripts/lint.sh runs
+# (hadolint, cfn-lint), and checkov in a virtualenv of its own (.local/checkov: its pins would fight moto's).
 # Idempotent: what is already present is left alone.
 set -euo pipefail
 
@@ -22,7 +22,7 @@ VENV="$REPO/.local/venv"
 CHECKOV_VENV="$REPO/.local/checkov"
 
 missing=()
-for package in docker-registry skopeo; do
+for package in docker-registry skopeo apache2-utils; do
     if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
         echo "present: $package (Debian)"
     else
