@@ -103,12 +103,16 @@ class StandIn(CloudFormationModel):
     """A created resource: what Ref gives (physical_resource_id) and what !GetAtt reads (attributes). moto looks
     models up among CloudFormationModel's direct subclasses, so each stand-in names it among its bases too."""
 
-    resource_type = ""
+    aws_type = ""
     attribute_names: tuple = ()
 
     def __init__(self, physical_resource_id: str, **attributes):
         self.physical_resource_id = physical_resource_id
         self.attributes = attributes
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.aws_type
 
     @staticmethod
     def cloudformation_name_type() -> str:
@@ -146,9 +150,7 @@ class StandIn(CloudFormationModel):
 class CodeBuildProject(StandIn, CloudFormationModel):
     attribute_names = ("Arn",)
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CodeBuild::Project"
+    aws_type = "AWS::CodeBuild::Project"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -171,9 +173,7 @@ class CodeBuildProject(StandIn, CloudFormationModel):
 class CodePipelinePipeline(StandIn, CloudFormationModel):
     attribute_names = ("Version",)
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CodePipeline::Pipeline"
+    aws_type = "AWS::CodePipeline::Pipeline"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -191,9 +191,7 @@ class CodePipelinePipeline(StandIn, CloudFormationModel):
 # moto lacks AWS::SecretsManager::Secret in CloudFormation. GenerateSecretString is CloudFormation's: the value
 # comes from GetRandomPassword, as CloudFormation's own handler does.
 class SecretsManagerSecret(StandIn, CloudFormationModel):
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SecretsManager::Secret"
+    aws_type = "AWS::SecretsManager::Secret"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -222,9 +220,7 @@ class SecretsManagerSecret(StandIn, CloudFormationModel):
 class HttpApi(StandIn, CloudFormationModel):
     attribute_names = ("ApiEndpoint", "ApiId")
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGatewayV2::Api"
+    aws_type = "AWS::ApiGatewayV2::Api"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -256,9 +252,7 @@ class ApiChild(StandIn):
 class HttpApiIntegration(ApiChild, CloudFormationModel):
     operation, id_key = "CreateIntegration", "id"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGatewayV2::Integration"
+    aws_type = "AWS::ApiGatewayV2::Integration"
 
     @staticmethod
     def create_in(backend, params):
@@ -275,9 +269,7 @@ class HttpApiIntegration(ApiChild, CloudFormationModel):
 class HttpApiRoute(ApiChild, CloudFormationModel):
     operation, id_key = "CreateRoute", "route_id"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGatewayV2::Route"
+    aws_type = "AWS::ApiGatewayV2::Route"
 
     @staticmethod
     def create_in(backend, params):
@@ -291,9 +283,7 @@ class HttpApiRoute(ApiChild, CloudFormationModel):
 class HttpApiStage(ApiChild, CloudFormationModel):
     operation, id_key = "CreateStage", "name"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGatewayV2::Stage"
+    aws_type = "AWS::ApiGatewayV2::Stage"
 
     @staticmethod
     def create_in(backend, params):
@@ -305,9 +295,7 @@ class HttpApiStage(ApiChild, CloudFormationModel):
 class MetricAlarm(StandIn, CloudFormationModel):
     attribute_names = ("Arn",)
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
+    aws_type = "AWS::CloudWatch::Alarm"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -325,9 +313,7 @@ class MetricAlarm(StandIn, CloudFormationModel):
 
 # moto lacks AWS::ECR::RegistryPolicy and AWS::ECR::ReplicationConfiguration in CloudFormation.
 class EcrRegistryPolicy(StandIn, CloudFormationModel):
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ECR::RegistryPolicy"
+    aws_type = "AWS::ECR::RegistryPolicy"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -337,9 +323,7 @@ class EcrRegistryPolicy(StandIn, CloudFormationModel):
 
 
 class EcrReplicationConfiguration(StandIn, CloudFormationModel):
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ECR::ReplicationConfiguration"
+    aws_type = "AWS::ECR::ReplicationConfiguration"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -350,9 +334,7 @@ class EcrReplicationConfiguration(StandIn, CloudFormationModel):
 
 # moto skips AWS::S3::BucketPolicy and AWS::SQS::QueueInlinePolicy in CloudFormation.
 class S3BucketPolicy(StandIn, CloudFormationModel):
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
+    aws_type = "AWS::S3::BucketPolicy"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):
@@ -363,9 +345,7 @@ class S3BucketPolicy(StandIn, CloudFormationModel):
 
 
 class SqsQueueInlinePolicy(StandIn, CloudFormationModel):
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SQS::QueueInlinePolicy"
+    aws_type = "AWS::SQS::QueueInlinePolicy"
 
     @classmethod
     def create(cls, name, properties, account_id, region_name):

@@ -68,18 +68,15 @@ else
     echo "installed: cargo-lambda==$CARGO_LAMBDA_VERSION in $VENV"
 fi
 
-if [[ -x "$CHECKOV_VENV/bin/checkov" && "$(installed checkov "$CHECKOV_VENV")" == "$CHECKOV_VERSION" ]]; then
-    echo "present: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
-else
-    python3 -m venv "$CHECKOV_VENV"
-    "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
-    echo "installed: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
-fi
-
-if [[ -x "$AWSCLI_VENV/bin/aws" && "$(installed awscli "$AWSCLI_VENV")" == "$AWSCLI_VERSION" ]]; then
-    echo "present: awscli==$AWSCLI_VERSION in $AWSCLI_VENV"
-else
-    python3 -m venv "$AWSCLI_VENV"
-    "$AWSCLI_VENV/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION"
-    echo "installed: awscli==$AWSCLI_VERSION in $AWSCLI_VENV"
-fi
+# A pinned package in a virtualenv of its own (its pins would fight moto's).
+own_venv() { # package version venv
+    if [[ "$(installed "$1" "$3")" == "$2" ]]; then
+        echo "present: $1==$2 in $3"
+    else
+        python3 -m venv "$3"
+        "$3/bin/pip" install --quiet --disable-pip-version-check "$1==$2"
+        echo "installed: $1==$2 in $3"
+    fi
+}
+own_venv checkov "$CHECKOV_VERSION" "$CHECKOV_VENV"
+own_venv awscli "$AWSCLI_VERSION" "$AWSCLI_VENV"
