@@ -112,7 +112,20 @@ task_roles_of() { # side account cluster service
         --query "join(',', [taskDefinition.taskRoleArn, taskDefinition.executionRoleArn][?@ != null])"
 }
 
+# The staging stack creates the repository, immutable and with the lifecycle production relies on (commit
+# images kept KeepCommitImagesDays); CloudFormation cannot create one whose name is taken.
+staging_repository_free() {
+    local managed
+    managed="$(staging cloudformation describe-stack-resource --stack-name "$STACK" \
+        --logical-resource-id StagingRepository --query StackResourceDetail.PhysicalResourceId 2>/dev/null || true)"
+    if [[ "$managed" != "$REPOSITORY" ]] \
+        && staging ecr describe-repositories --repository-names "$REPOSITORY" >/dev/null 2>&1; then
+        missing "staging account $STAGING_ACCOUNT: the repository $REPOSITORY exists and stack $STACK does not manage it: give --repository a name of its own (e.g. $REPOSITORY-staged); the staging pipeline pushes there from then on"
+    fi
+}
+
 if [[ ! -s "$PROBLEMS" ]]; then
+    staging_repository_free
     STAGING_CONNECTION="$(connection_of staging "$STAGING_ACCOUNT")"
     PRODUCTION_CONNECTION="$(connection_of production "$PRODUCTION_ACCOUNT")"
     STAGING_TASK_ROLES="$(task_roles_of staging "$STAGING_ACCOUNT" "$STAGING_CLUSTER" "$STAGING_SERVICE")"

@@ -3,7 +3,8 @@
 profiles resolving to two accounts, a GitHub connection in each, an ECS service in each.
 
 - It refuses, naming what is missing and creating nothing, when the two profiles are one account, when the
-  production service does not exist, and when the production connection is still PENDING.
+  production service does not exist, when the production connection is still PENDING, and when the staging
+  repository's name is taken by one the stack does not manage.
 - It deploys both stacks, and the production stack's parts line up with what the binaries read: the webhook
   function's variables and the promote project's are the queue, table, secret and pipeline the stack made
   (read from the stack's outputs, which must not be empty), the pipeline exists with its stages, the table
@@ -138,10 +139,11 @@ class World:
                         "--connection-name", "github", "--provider-type", "GitHub", *tags],
                        env=self.env, check=True, capture_output=True)
 
-    def deploy(self, staging: str, production: str, prebuilt: Path, service: str = "api"):
+    def deploy(self, staging: str, production: str, prebuilt: Path, service: str = "api", repository: str = "api"):
         return self.run([str(REPO / "scripts/deploy.sh"), "--staging-profile", f"a{staging}", "--production-profile",
                          f"a{production}", "--repo", GITHUB_REPO, "--staging-cluster", "staging", "--cluster",
-                         "production", "--service", service, "--container", "api"], prebuilt)
+                         "production", "--service", service, "--container", "api", "--repository", repository],
+                        prebuilt)
 
     def run(self, command: list, prebuilt: Path):
         """`command` (scripts/deploy.sh and its arguments) with the binaries in `prebuilt`."""
@@ -413,6 +415,10 @@ def main():
         refuses(world, prebuilt, "a missing production service", "no ECS service checkout in cluster production",
                 staging=STAGING, production=PRODUCTION, service="checkout")
         refuses(world, prebuilt, "a pending connection", "is PENDING", staging=STAGING, production=UNCONNECTED)
+        world.client("ecr", STAGING).create_repository(repositoryName="legacy")
+        refuses(world, prebuilt, "a staging repository the stack does not own",
+                "the repository legacy exists and stack ecr-promote does not manage it",
+                staging=STAGING, production=PRODUCTION, repository="legacy")
 
         assert_refused_property_fails_the_stack(world, directory)
         print("ok: a property the API would refuse fails the stack, named")
