@@ -443,6 +443,7 @@ def main():
         print("ok: re-running updates in place")
     finally:
         world.close()
+    shutil.rmtree(directory)  # kept when a check fails: the logs of moto, the registries and the function
 
 
 if __name__ == "__main__":
