@@ -24,12 +24,9 @@ would then hold actions its work does not use, but to the read-only operator pol
 OPERATOR_SOURCES, and every action of that policy must be a read (OPERATOR_READS: the ledger and registry
 reads `status`, `audit`, `history` and `show` make through the modules they share with the build).
 
-Another binary's role is checked the same way. For the webhook Lambda, when deploy/webhook.yml lands:
-`sdk_calls(rust_files(WEBHOOK_SOURCES))` gives its calls (on the webhook branch: codepipeline:
-StartPipelineExecution, dynamodb:GetItem and PutItem, secretsmanager:GetSecretValue, sqs:SendMessage), to
-`compare` with `statements(resource(load("deploy/webhook.yml"), …, "<its role>", {conditions}))` less its
-own platform statements (its log group), as check_build_role does. The build role already leaves
-WEBHOOK_SOURCES out. A call in a module both binaries share counts for both roles.
+The webhook function's role (WebhookRole in deploy/production.yml) is checked the same way: the calls in
+WEBHOOK_SOURCES and in the shared modules the function uses (WEBHOOK_SHARED), against its statements less
+WEBHOOK_PLATFORM. The build role leaves WEBHOOK_SOURCES out; a call in a shared module counts for both roles.
 """
 
 import json
@@ -40,7 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 
-# The webhook Lambda's code, which runs under its own role in deploy/webhook.yml, never the build role.
+# The webhook Lambda's code, which runs under its own role (WebhookRole in deploy/production.yml), never the
+# build role.
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
 # `status`, which only an operator runs: its SDK calls go to the documented operator policy, not the build role.
 OPERATOR_SOURCES = ["src/status", "src/commands/status.rs"]
@@ -52,6 +50,8 @@ BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES
 NEEDS_NO_GRANT = {"sts:GetCallerIdentity": "AWS lets every caller ask who it is (who overrides a gate)"}
 # Where the build role's and the operator's policies are shown to people, each as a ```json block.
 PERMISSIONS = "docs/permissions.md"
+# What the function calls through modules it shares with `run`: reading the webhook secret.
+WEBHOOK_SHARED = ["src/intake/secrets.rs"]
 # What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for
 # `show`) and the registries (the token, manifests, tag lists). No write, so the policy is safe to hand out.
 OPERATOR_READS = {"dynamodb:Scan", "dynamodb:GetItem", "ecr:GetAuthorizationToken", "ecr:BatchGetImage",
@@ -89,12 +89,18 @@ BATCH_AUTHORISED_BY = {
 
 # Build role statements that serve CodeBuild, not ecr-promote's own calls, with why they are there.
 PLATFORM = {
-    "PullPromoteImage": "CodeBuild pulls the project's image with the service role",
+    "PromoteBinary": "the buildspec downloads the ecr-promote binary the deploy uploaded",
     "Logs": "CodeBuild writes the build log",
     "PipelineArtifacts": "CodeBuild reads the source and writes the deploy files artifact",
     "PipelineArtifactBucket": "CodeBuild checks the artifact bucket",
     "CloneThroughConnection": "CodeBuild clones the source (CODEBUILD_CLONE_REF) and git fetches through the connection",
     "DecryptThroughServices": "SQS, Secrets Manager and DynamoDB decrypt with KmsKeyArn for the calls above",
+}
+
+# Webhook role statements that serve Lambda, not the function's own calls.
+WEBHOOK_PLATFORM = {
+    "Logs": "Lambda writes the function's log",
+    "UseKeyThroughServices": "SQS and Secrets Manager use KmsKeyArn for the calls above",
 }
 
 
@@ -274,6 +280,19 @@ def check_build_role(calls: set, registry: dict) -> dict:
     return shown
 
 
+def check_webhook_role() -> set:
+    """The webhook function's role, with and without a customer managed key."""
+    needed = sdk_calls(rust_files(WEBHOOK_SOURCES + WEBHOOK_SHARED))
+    for with_key in (False, True):
+        role = resource(load("deploy/production.yml"), "deploy/production.yml", "WebhookRole",
+                        {"HasKmsKey": with_key})
+        granted = {sid: a for sid, a in statements(role).items() if sid not in WEBHOOK_PLATFORM}
+        compare(f"deploy/production.yml WebhookRole ({'with' if with_key else 'without'} KmsKeyArn)",
+                union(granted.values()), needed, "change the role's statements or the code",
+                needed_by=f"the code in {', '.join(WEBHOOK_SOURCES + WEBHOOK_SHARED)}")
+    return needed
+
+
 def check_staging_side(registry: dict):
     """The ways staging lets production pull: the source role, and the repository policy (as a file, and on
     the repository deploy/staging-pipeline.yml creates)."""
@@ -339,8 +358,9 @@ def check() -> str:
     check_staging_side(registry)
     operator = sdk_calls(rust_files(OPERATOR_SOURCES))
     check_operator_policy(operator)
+    webhook = check_webhook_role()
     return (f"grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
-            f"target {sorted(registry['target'])}; operator {sorted(operator)}")
+            f"target {sorted(registry['target'])}; operator {sorted(operator)}; webhook {sorted(webhook)}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@
 #                            in a virtualenv of its own (.local/checkov: its pins would fight moto's)
 #   scripts/setup.sh zip     what scripts/webhook-zip.sh builds the Lambda zip with: cargo-lambda with zig
 #                            (PyPI ziglang), to link against Amazon Linux's glibc
-#   scripts/setup.sh         all three
+#   scripts/setup.sh deploy  what the test of the one-command deploy (scripts/test_deploy.py) adds to the
+#                            world: the AWS CLI scripts/deploy.sh drives, in .local/awscli (it pins botocore
+#                            exactly, which moto's boto3 would fight), and htpasswd (apache2-utils) for the
+#                            registries it starts itself
+#   scripts/setup.sh         all four
 #
 # Versions are pinned. Idempotent: what is already present is left alone.
 set -euo pipefail
@@ -21,15 +25,17 @@ HADOLINT_VERSION="2.15.1"
 CFN_LINT_VERSION="1.58.0"
 CARGO_LAMBDA_VERSION="1.9.2"
 CHECKOV_VERSION="3.3.30"
+AWSCLI_VERSION="1.46.3"
 VENV="$REPO/.local/venv"
 CHECKOV_VENV="$REPO/.local/checkov"
+AWSCLI_VENV="$REPO/.local/awscli"
 
 parts=("$@")
-((${#parts[@]})) || parts=(world lint zip)
+((${#parts[@]})) || parts=(world lint zip deploy)
 for part in "${parts[@]}"; do
     case "$part" in
-        world | lint | zip) ;;
-        *) echo "setup.sh: no part named '$part' (world, lint, zip)" >&2; exit 2 ;;
+        world | lint | zip | deploy) ;;
+        *) echo "setup.sh: no part named '$part' (world, lint, zip, deploy)" >&2; exit 2 ;;
     esac
 done
 wants() { [[ " ${parts[*]} " == *" $1 "* ]]; }
@@ -37,9 +43,11 @@ wants() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 # Debian packages: the registry for the world; every part needs a virtualenv, whose module is part of
 # CPython but split out of Debian's python3.
 missing=()
-if wants world && ! dpkg-query -W -f='${Status}' docker-registry 2>/dev/null | grep -q "install ok installed"; then
-    missing+=(docker-registry)
-fi
+debian() { # package: missing unless installed
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || missing+=("$1")
+}
+if wants world; then debian docker-registry; fi
+if wants deploy; then debian apache2-utils; fi
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
 fi
@@ -100,5 +108,14 @@ if wants lint; then
     else
         pip_install "$CHECKOV_VENV" "checkov==$CHECKOV_VERSION"
         echo "installed: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
+    fi
+fi
+
+if wants deploy; then
+    if [[ -x "$AWSCLI_VENV/bin/aws" && "$(installed awscli "$AWSCLI_VENV")" == "$AWSCLI_VERSION" ]]; then
+        echo "present: awscli==$AWSCLI_VERSION in $AWSCLI_VENV"
+    else
+        pip_install "$AWSCLI_VENV" "awscli==$AWSCLI_VERSION"
+        echo "installed: awscli==$AWSCLI_VERSION in $AWSCLI_VENV"
     fi
 fi

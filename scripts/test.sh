@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Installs the local world if needed (not the linters, not zig), then runs the test suite with moto_server
-# and cargo-lambda on PATH.
+# and cargo-lambda on PATH, and beside it the one-command deploy's test (scripts/test_deploy.py:
+# scripts/deploy.sh into moto's CloudFormation, then a release promoted through what it made, by the binaries
+# cargo test built).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 # The installs wait on the network and the first build on the CPU: on a fresh machine they run side by side
 # (about a minute and a half saved), and the tests start once both are done.
-("$REPO/scripts/setup.sh" world 2>&1 | sed -u 's/^/setup: /'; exit "${PIPESTATUS[0]}") &
+("$REPO/scripts/setup.sh" world deploy 2>&1 | sed -u 's/^/setup: /'; exit "${PIPESTATUS[0]}") &
 setup=$!
 trap 'kill "$setup" 2>/dev/null || true' EXIT
 cargo test --locked --no-run --quiet
 wait "$setup" || { echo "test.sh: installing the local world failed (see the setup: lines above)" >&2; exit 1; }
-trap - EXIT
+# The deploy test waits on its servers most of the time, as the integration tests do: it runs beside them.
+# The AWS CLI has a venv of its own; the test runs on the one with moto and boto3.
+(PATH="$REPO/.local/awscli/bin:$REPO/.local/venv/bin:$PATH" "$REPO/.local/venv/bin/python" \
+    scripts/test_deploy.py > "$REPO/target/test_deploy.log" 2>&1) &
+deploy=$!
+trap 'kill "$deploy" 2>/dev/null || true' EXIT
 PATH="$REPO/.local/venv/bin:$PATH" cargo test --locked "$@"
+status=0
+wait "$deploy" || status=$?
+trap - EXIT
+sed 's/^/test_deploy: /' "$REPO/target/test_deploy.log"
+if ((status)); then
+    echo "test.sh: the one-command deploy's test failed (exit $status; its lines above)" >&2
+    exit "$status"
+fi
