@@ -344,6 +344,9 @@ def documented_command() -> list:
     """The command docs/one-command-deploy.md tells the user to run, which the test runs as it is written."""
     commands = [line for line in DOC.read_text().splitlines() if line.startswith("scripts/deploy.sh ")]
     assert len(commands) == 1, f"{DOC} should show the one command once, on one line: {commands}"
+    # README's deploy section shows the same command, and no other.
+    front = [line.strip() for line in (REPO / "README.md").read_text().splitlines() if "scripts/deploy.sh " in line]
+    assert front == commands, f"README.md shows {front}, not the command {DOC.name} shows and the test runs"
     program, *arguments = shlex.split(commands[0])
     return [str(REPO / program), *arguments]
 
