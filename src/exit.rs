@@ -1,10 +1,8 @@
 //! Exit codes, for scripts and buildspecs that branch on why a run stopped. Decided here, at the top, from
 //! the typed errors the lower floors define; nothing below the command layer imports this module.
 
-use crate::gates::Refused;
-use crate::ledger::Conflict;
+use crate::promote::refused_by;
 use crate::promote::run::NothingPending;
-use crate::registry::RegistryError;
 use crate::status::Drift;
 use crate::usage::Usage;
 
@@ -35,14 +33,7 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
         USAGE
     } else if error.downcast_ref::<NothingPending>().is_some() {
         NOTHING_PENDING
-    } else if error.downcast_ref::<Conflict>().is_some()
-        || error.downcast_ref::<Refused>().is_some()
-        || error.downcast_ref::<Drift>().is_some()
-        || matches!(
-            error.downcast_ref::<RegistryError>(),
-            Some(RegistryError::TagMoved { .. })
-        )
-    {
+    } else if refused_by(error).is_some() || error.downcast_ref::<Drift>().is_some() {
         REFUSED
     } else {
         FAILURE

@@ -59,6 +59,24 @@ pub struct Promotion {
     pub images: Vec<PromotedImage>,
 }
 
+/// The check that refused a promotion, if `error` is a refusal: a gate (`gate:<name>`), or the release tag held
+/// by another commit or digest (`tag`). Other errors are failures, retried. The exit code and the Release
+/// Refused event both ask this.
+pub fn refused_by(error: &anyhow::Error) -> Option<String> {
+    if let Some(refused) = error.downcast_ref::<crate::gates::Refused>() {
+        Some(format!("gate:{}", refused.gate.as_str()))
+    } else if error.downcast_ref::<crate::ledger::Conflict>().is_some()
+        || matches!(
+            error.downcast_ref::<RegistryError>(),
+            Some(RegistryError::TagMoved { .. })
+        )
+    {
+        Some("tag".to_owned())
+    } else {
+        None
+    }
+}
+
 impl Promotion {
     fn release_ref(&self, url: Option<String>) -> ReleaseRef {
         ReleaseRef {
@@ -399,16 +417,7 @@ impl<'a> Promoter<'a> {
     /// Tells subscribers that a check refused `release`, if `error` is a refusal (a gate, or a tag held by
     /// another commit or digest); other failures are retried, not refusals. Not for dry runs.
     pub async fn announce_refusal(&self, release: &Release, error: &anyhow::Error) {
-        let check = if let Some(refused) = error.downcast_ref::<crate::gates::Refused>() {
-            format!("gate:{}", refused.gate.as_str())
-        } else if error.downcast_ref::<crate::ledger::Conflict>().is_some()
-            || matches!(
-                error.downcast_ref::<RegistryError>(),
-                Some(RegistryError::TagMoved { .. })
-            )
-        {
-            "tag".to_owned()
-        } else {
+        let Some(check) = refused_by(error) else {
             return;
         };
         self.events
