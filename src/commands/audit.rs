@@ -8,7 +8,6 @@ use anyhow::Result;
 
 use crate::audit::{AuditReport, Production, Staging};
 use crate::cli::AuditArgs;
-use crate::events::{Event, Publisher};
 use crate::history::{columns, short, unreadable_row};
 use crate::ledger::Ledger;
 
@@ -24,15 +23,7 @@ pub async fn audit(args: AuditArgs, stall: Duration) -> Result<()> {
     let started = Instant::now();
     let releases = ledger.releases().await?;
     let report = crate::audit::audit(&releases, &connector, CHECKS_AT_ONCE).await?;
-    if !report.drift.is_empty() {
-        Publisher::new(&aws.config, args.events.bus(), None)
-            .publish(&Event::DriftFound {
-                found_by: "audit".into(),
-                service: None,
-                findings: report.drift.clone(),
-            })
-            .await;
-    }
+    super::announce_drift(&aws.config, &args.events, "audit", None, &report.drift).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -3,7 +3,8 @@
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, EventArgs};
+use crate::events::{Event, Publisher};
 
 pub mod audit;
 pub mod copy;
@@ -24,4 +25,24 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Status(args) => status::status(args, stall).await,
         Command::Audit(args) => audit::audit(args, stall).await,
     }
+}
+
+/// Publishes the drift `status` or `audit` found, if any, to the events bus when one is set.
+async fn announce_drift(
+    config: &aws_config::SdkConfig,
+    events: &EventArgs,
+    found_by: &str,
+    service: Option<String>,
+    drift: &[String],
+) {
+    if drift.is_empty() {
+        return;
+    }
+    Publisher::new(config, events.bus(), None)
+        .publish(&Event::DriftFound {
+            found_by: found_by.to_owned(),
+            service,
+            findings: drift.to_vec(),
+        })
+        .await;
 }

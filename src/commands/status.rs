@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use crate::cli::{StatusArgs, required_text};
-use crate::events::{Event, Publisher};
 use crate::history::{columns, short};
 use crate::ledger::Ledger;
 use crate::status::{Check, Ecs, MatchedBy, StatusReport};
@@ -36,15 +35,14 @@ pub async fn status(args: StatusArgs, stall: std::time::Duration) -> Result<()> 
         &service,
     )
     .await?;
-    if !report.drift.is_empty() {
-        Publisher::new(&aws.config, args.events.bus(), None)
-            .publish(&Event::DriftFound {
-                found_by: "status".into(),
-                service: Some(format!("{cluster}/{service}")),
-                findings: report.drift.clone(),
-            })
-            .await;
-    }
+    super::announce_drift(
+        &aws.config,
+        &args.events,
+        "status",
+        Some(format!("{cluster}/{service}")),
+        &report.drift,
+    )
+    .await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
