@@ -330,10 +330,7 @@ impl Pipeline {
         self.assert_in_production(REPOSITORY, &release.tag, image)
             .await;
         self.assert_recorded(release, commit, image, None).await;
-        assert_eq!(
-            self.deploy_file("imagedefinitions.json"),
-            Some(self.imagedefinitions(&release.tag))
-        );
+        self.assert_deploy_file_for(&release.tag);
     }
 
     /// The ledger item of a release promoted by a `run` from the queue, field by field (the deploy
