@@ -158,6 +158,8 @@ pub struct Gatekeeper {
     settings: GateSettings,
     scans: Scans,
     sts: aws_sdk_sts::Client,
+    /// Who is running, asked once per run: the same for every override it records.
+    caller: tokio::sync::OnceCell<String>,
 }
 
 impl Gatekeeper {
@@ -167,6 +169,7 @@ impl Gatekeeper {
             settings,
             scans: Scans::new(aws.for_source()),
             sts: aws_sdk_sts::Client::new(&aws.config),
+            caller: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -183,7 +186,7 @@ impl Gatekeeper {
                 None => None,
                 Some(reason) => match &self.settings.override_gate {
                     Some(o) if o.gate == Gate::Vulnerabilities => Some(OverrideRecord {
-                        by: self.caller().await?,
+                        by: self.caller().await?.to_owned(),
                         reason: o.reason.clone(),
                         refusal: reason,
                     }),
@@ -262,14 +265,20 @@ impl Gatekeeper {
     }
 
     /// Who is running: recorded with an override.
-    async fn caller(&self) -> Result<String> {
-        let identity = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)
-            .context("asking STS who overrides the gate (sts:GetCallerIdentity)")?;
-        Ok(identity.arn().unwrap_or("(unknown caller)").to_owned())
+    async fn caller(&self) -> Result<&str> {
+        let caller = self
+            .caller
+            .get_or_try_init(|| async {
+                let identity = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(crate::aws::sdk_error)
+                    .context("asking STS who overrides the gate (sts:GetCallerIdentity)")?;
+                anyhow::Ok(identity.arn().unwrap_or("(unknown caller)").to_owned())
+            })
+            .await?;
+        Ok(caller)
     }
 }
