@@ -320,12 +320,18 @@ fn nested(payload: &Value, layers: &[Envelope]) -> String {
 }
 
 /// Registry hosts as users write them: DNS names with an optional port, ECR's among them.
+///
+/// A label starting `xn--` is punycode (an IDNA A-label) and is a valid host only if it decodes; the
+/// generator leaves those out, and `an_undecodable_punycode_host_is_refused_with_its_name` covers them.
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z0-9]{1,10}(\\.[a-z]([a-z0-9-]{0,8}[a-z0-9])?){1,3}(:[0-9]{1,4})?",
         "[0-9]{12}\\.dkr\\.ecr\\.[a-z]{2}-[a-z]{4,9}-[1-3]\\.amazonaws\\.com",
         "localhost(:[0-9]{1,4})?",
     ]
+    .prop_filter("an xn-- label must be punycode that decodes", |host| {
+        !host.split(['.', ':']).any(|label| label.starts_with("xn--"))
+    })
 }
 
 /// Repository names: lower-case path components, each starting and ending alphanumeric.
@@ -543,6 +549,17 @@ proptest! {
             prop_assert_eq!(base, expected);
         }
     }
+}
+
+#[test]
+fn an_undecodable_punycode_host_is_refused_with_its_name() {
+    let endpoints: Endpoints = "".parse().expect("no endpoints is a setting");
+    let error = endpoints
+        .base_url("registry.xn--0")
+        .expect_err("an xn-- label that is not punycode is no host");
+    assert!(error.contains("\"registry.xn--0\""), "{error}");
+    let decodable = endpoints.base_url("registry.xn--bcher-kva.example").expect("a punycode host");
+    assert_eq!(decodable.as_str(), "https://registry.xn--bcher-kva.example/");
 }
 
 proptest! {
