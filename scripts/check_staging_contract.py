@@ -6,7 +6,8 @@ ecr-promote finds a release's staging image by the tag equal to the release's fu
      action's output, and it receives that action's CommitId as SOURCE_COMMIT_ID), and a push to the branch
      starts the pipeline;
   2. the build pushes exactly STAGING_REPOSITORY_URI:CODEBUILD_RESOLVED_SOURCE_VERSION, STAGING_REPOSITORY_URI
-     is the template's repository, and before the push the build refuses a revision that is not a full
+     is the template's repository (or, when the stack adopts one that exists, CreatesRepository false, the
+     repository of the same name in the stack's account and region), and before the push the build refuses a revision that is not a full
      hash or differs from SOURCE_COMMIT_ID; the deploy file names the image pushed;
   3. the repository's lifecycle policy never expires a tagged image younger than KeepCommitImagesDays: every
      rule that selects tagged images counts days since the push, with that parameter as the count.
@@ -28,6 +29,8 @@ BUILDSPEC = "deploy/staging-buildspec.yml"
 KEEP_PARAMETER = "KeepCommitImagesDays"
 # The image reference the build must push, after its shell variables are expanded.
 PUSHED = "${STAGING_REPOSITORY_URI}:${CODEBUILD_RESOLVED_SOURCE_VERSION}"
+# The condition under which the stack creates the staging repository rather than adopting one.
+CREATES = "CreatesRepository"
 COMMIT = "${CODEBUILD_RESOLVED_SOURCE_VERSION}"
 
 
@@ -48,8 +51,9 @@ def actions(pipeline, provider):
 
 def check_pipeline(template) -> str:
     """Point 1, and the project's repository; returns the repository's logical name."""
-    # Conditions only change encryption and replication here; take the template without either.
-    conditions = {name: False for name in template.get("Conditions", {})}
+    # Conditions only change encryption, replication and whether the stack creates the repository here; take
+    # the template without the first two, creating it (the adopting branch is checked below).
+    conditions = {name: name == CREATES for name in template.get("Conditions", {})}
     _, pipeline = one(resources_of_type(template, "AWS::CodePipeline::Pipeline"), "pipeline")
     pipeline = resolve(pipeline, conditions)
     sources = actions(pipeline, "CodeStarSourceConnection")
@@ -76,13 +80,22 @@ def check_pipeline(template) -> str:
         raise CheckFailed(f"{TEMPLATE}: action {build['Name']} must pass SOURCE_COMMIT_ID = "
                           "#{<source action's Namespace>.CommitId}; it passes "
                           f"{passed.get('SOURCE_COMMIT_ID')!r} (Namespace {namespace!r})")
-    project = build["Configuration"]["ProjectName"].get("Ref")
-    project = resolve(template["Resources"][project], conditions)
+    project_name = build["Configuration"]["ProjectName"].get("Ref")
+    project = resolve(template["Resources"][project_name], conditions)
     uri = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
     repository = (uri.get("STAGING_REPOSITORY_URI") or {}).get("Fn::GetAtt", [None, None])
     if repository[1] != "RepositoryUri" or repository[0] not in resources_of_type(template, "AWS::ECR::Repository"):
         raise CheckFailed(f"{TEMPLATE}: the build project's STAGING_REPOSITORY_URI must be "
                           "!GetAtt <the staging repository>.RepositoryUri")
+    created = template["Resources"][repository[0]]
+    adopted = resolve(template["Resources"][project_name], {**conditions, CREATES: False})
+    uri = {v["Name"]: v["Value"] for v in adopted["Properties"]["Environment"]["EnvironmentVariables"]}
+    name = created["Properties"]["RepositoryName"].get("Ref")
+    expected = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{name}}}"}
+    if created.get("Condition") != CREATES or uri.get("STAGING_REPOSITORY_URI") != expected:
+        raise CheckFailed(f"{TEMPLATE}: the repository must have Condition {CREATES}, and without it the build "
+                          f"project's STAGING_REPOSITORY_URI must be !Sub {expected['Fn::Sub']!r}, the "
+                          "adopted repository of the same name")
     return repository[0]
 
 

@@ -117,19 +117,60 @@ task_roles_of() { # side account cluster service
 }
 
 # The staging stack creates the repository, immutable and with the lifecycle production relies on (commit
-# images kept KeepCommitImagesDays); CloudFormation cannot create one whose name is taken.
-staging_repository_free() {
+# images kept KeepCommitImagesDays), or adopts one that exists already and that the stack does not manage
+# (a staging pipeline pushes there today; CloudFormation cannot create one whose name is taken). An adopted
+# repository keeps its own settings: the command adds the pull statement to its policy and says which of
+# its settings production's guarantees lean on.
+CREATE_REPOSITORY=true
+staging_repository_mode() {
     local managed
     managed="$(staging cloudformation describe-stack-resource --stack-name "$STACK" \
         --logical-resource-id StagingRepository --query StackResourceDetail.PhysicalResourceId 2>/dev/null || true)"
     if [[ "$managed" != "$REPOSITORY" ]] \
         && staging ecr describe-repositories --repository-names "$REPOSITORY" >/dev/null 2>&1; then
-        missing "staging account $STAGING_ACCOUNT: the repository $REPOSITORY exists and stack $STACK does not manage it: give --repository a name of its own (e.g. $REPOSITORY-staged); the staging pipeline pushes there from then on"
+        CREATE_REPOSITORY=false
+        command -v python3 >/dev/null \
+            || missing "python3 is not on PATH, to add the pull statement to the existing repository $REPOSITORY's policy"
+    fi
+}
+
+# The pull statement (deploy/staging-repository-policy.json, for this production account and build role) in
+# the adopted repository's policy, beside the statements it has: one of the same Sid is replaced, no other.
+adopt_staging_repository() {
+    local current merged
+    current="$(staging ecr get-repository-policy --repository-name "$REPOSITORY" \
+        --query policyText 2>/dev/null || echo None)"
+    merged="$(CURRENT="$current" ACCOUNT="$PRODUCTION_ACCOUNT" ROLE="$STACK-build" python3 - \
+        "$REPO/deploy/staging-repository-policy.json" <<'PY'
+import json, os, sys
+ours = json.loads(open(sys.argv[1]).read().replace("222222222222", os.environ["ACCOUNT"])
+                  .replace("role/ecr-promote-build", "role/" + os.environ["ROLE"]))
+text = os.environ["CURRENT"]
+policy = json.loads(text) if text not in ("", "None") else {"Version": "2012-10-17", "Statement": []}
+statements = policy.get("Statement", [])
+statements = [statements] if isinstance(statements, dict) else statements
+sids = {s["Sid"] for s in ours["Statement"]}
+policy["Statement"] = [s for s in statements if s.get("Sid") not in sids] + ours["Statement"]
+print(json.dumps(policy))
+PY
+)"
+    staging ecr set-repository-policy --repository-name "$REPOSITORY" --policy-text "$merged" >/dev/null
+    echo "deploy: adopted the staging repository $REPOSITORY; its policy lets $STACK-build in production pull"
+    if [[ "$(staging ecr describe-repositories --repository-names "$REPOSITORY" \
+        --query 'repositories[0].imageTagMutability')" != IMMUTABLE ]]; then
+        echo "deploy: warning: $REPOSITORY's tags are mutable: a commit tag pushed again names the newer image," \
+            "and a release of that commit promotes it. Make them immutable once nothing pushes a tag twice:" \
+            "aws ecr put-image-tag-mutability --repository-name $REPOSITORY --image-tag-mutability IMMUTABLE"
+    fi
+    if staging ecr get-lifecycle-policy --repository-name "$REPOSITORY" --query lifecyclePolicyText 2>/dev/null \
+        | grep -q imageCountMoreThan; then
+        echo "deploy: warning: $REPOSITORY's lifecycle policy expires images by count: a burst of pushes can" \
+            "expire a commit about to be released. deploy/staging-pipeline.yml's rules expire by age only."
     fi
 }
 
 if [[ ! -s "$PROBLEMS" ]]; then
-    staging_repository_free
+    staging_repository_mode
     STAGING_CONNECTION="$(connection_of staging "$STAGING_ACCOUNT")"
     PRODUCTION_CONNECTION="$(connection_of production "$PRODUCTION_ACCOUNT")"
     STAGING_TASK_ROLES="$(task_roles_of staging "$STAGING_ACCOUNT" "$STAGING_CLUSTER" "$STAGING_SERVICE")"
@@ -167,7 +208,8 @@ staging cloudformation deploy --stack-name "$STACK" --template-file "$REPO/deplo
     ProductionAccountId="$PRODUCTION_ACCOUNT" ProductionBuildRoleName="$STACK-build" \
     RepositoryName="$REPOSITORY" ConnectionArn="$STAGING_CONNECTION" FullRepositoryId="$GITHUB_REPO" \
     BranchName="$BRANCH" ClusterName="$STAGING_CLUSTER" ServiceName="$STAGING_SERVICE" \
-    ContainerName="$CONTAINER" TaskRoleArns="$STAGING_TASK_ROLES"
+    ContainerName="$CONTAINER" TaskRoleArns="$STAGING_TASK_ROLES" CreateRepository="$CREATE_REPOSITORY"
+[[ "$CREATE_REPOSITORY" == true ]] || adopt_staging_repository
 
 # --- Production. ---
 

@@ -3,8 +3,7 @@
 profiles resolving to two accounts, a GitHub connection in each, an ECS service in each.
 
 - It refuses, naming what is missing and creating nothing, when the two profiles are one account, when the
-  production service does not exist, when the production connection is still PENDING, and when the staging
-  repository's name is taken by one the stack does not manage.
+  production service does not exist, and when the production connection is still PENDING.
 - It deploys both stacks, and the production stack's parts line up with what the binaries read: the webhook
   function's variables and the promote project's are the queue, table, secret and pipeline the stack made
   (read from the stack's outputs, which must not be empty), the pipeline exists with its stages, the table
@@ -17,6 +16,10 @@ profiles resolving to two accounts, a GitHub connection in each, an ECS service 
   imagedefinitions.json. A variable, output or parameter that does not line up with the binaries fails here.
 - A property the AWS API would refuse, in a resource a stand-in creates, fails the stack and is named.
 - Re-running it with a rebuilt ecr-promote updates in place: same outputs, the project on the new binary.
+- A staging repository that exists already (mutable tags, a count-based lifecycle, a policy of its own) is
+  adopted, not created: the stack leaves it alone, its policy gains the pull statement beside its own (once,
+  however often the command runs), the command warns about the settings that weaken a commit tag, and
+  production promotes from it.
 
 scripts/test.sh runs it after `cargo test` (which builds the binaries, target/debug) with moto and
 cargo-lambda (.local/venv) and the AWS CLI (.local/awscli) that scripts/setup.sh installs; a missing tool fails
@@ -139,11 +142,12 @@ class World:
                         "--connection-name", "github", "--provider-type", "GitHub", *tags],
                        env=self.env, check=True, capture_output=True)
 
-    def deploy(self, staging: str, production: str, prebuilt: Path, service: str = "api", repository: str = "api"):
+    def deploy(self, staging: str, production: str, prebuilt: Path, service: str = "api", repository: str = "api",
+               stack: str = "ecr-promote"):
         return self.run([str(REPO / "scripts/deploy.sh"), "--staging-profile", f"a{staging}", "--production-profile",
                          f"a{production}", "--repo", GITHUB_REPO, "--staging-cluster", "staging", "--cluster",
-                         "production", "--service", service, "--container", "api", "--repository", repository],
-                        prebuilt)
+                         "production", "--service", service, "--container", "api", "--repository", repository,
+                         "--stack-name", stack], prebuilt)
 
     def run(self, command: list, prebuilt: Path):
         """`command` (scripts/deploy.sh and its arguments) with the binaries in `prebuilt`."""
@@ -399,6 +403,40 @@ def assert_production_lines_up(world):
     return out
 
 
+def assert_adopts_an_existing_staging_repository(world, prebuilt: Path):
+    """A staging pipeline pushes to `legacy` already, under a policy and lifecycle of its own: a stack of another
+    name adopts it rather than refusing or creating one."""
+    ecr = world.client("ecr", STAGING)
+    ecr.create_repository(repositoryName="legacy", imageTagMutability="MUTABLE")
+    theirs = {"Sid": "TheirCi", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{STAGING}:root"},
+              "Action": ["ecr:PutImage"]}
+    ecr.set_repository_policy(repositoryName="legacy",
+                              policyText=json.dumps({"Version": "2012-10-17", "Statement": [theirs]}))
+    ecr.put_lifecycle_policy(repositoryName="legacy", lifecyclePolicyText=json.dumps({"rules": [
+        {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
+         "action": {"type": "expire"}}]}))
+    for attempt in ("first", "again"):
+        done = world.deploy(STAGING, PRODUCTION, prebuilt, repository="legacy", stack="adopter")
+        assert done.returncode == 0, f"adopting ({attempt}) failed"
+        assert "adopted the staging repository legacy" in done.stdout, done.stdout
+        assert "legacy's tags are mutable" in done.stdout and "expires images by count" in done.stdout, done.stdout
+        statements = json.loads(ecr.get_repository_policy(repositoryName="legacy")["policyText"])["Statement"]
+        assert [s["Sid"] for s in statements] == ["TheirCi", "EcrPromotePull"], f"({attempt}) {statements}"
+        ours = statements[1]
+        assert ours["Condition"]["ArnEquals"]["aws:PrincipalArn"] == f"arn:aws:iam::{PRODUCTION}:role/adopter-build", ours
+        assert ours["Principal"]["AWS"] == f"arn:aws:iam::{PRODUCTION}:root", ours
+    resources = world.client("cloudformation", STAGING).list_stack_resources(StackName="adopter")
+    types = {r["ResourceType"] for r in resources["StackResourceSummaries"]}
+    assert "AWS::ECR::Repository" not in types, f"the stack made a repository of its own: {types}"
+    repository = ecr.describe_repositories(repositoryNames=["legacy"])["repositories"][0]
+    assert repository["imageTagMutability"] == "MUTABLE", "the command changed the adopted repository's settings"
+    stack = world.client("cloudformation", PRODUCTION).describe_stacks(StackName="adopter")["Stacks"][0]
+    out = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    project = world.client("codebuild", PRODUCTION).batch_get_projects(names=[out["BuildProjectName"]])["projects"][0]
+    build = {v["name"]: v["value"] for v in project["environment"]["environmentVariables"]}
+    assert build["PROMOTE_SOURCE_REPOSITORY"] == f"{STAGING}.dkr.ecr.{REGION}.amazonaws.com/legacy", build
+
+
 def main():
     directory = Path(tempfile.mkdtemp(prefix="test-deploy-"))
     prebuilt = directory / "prebuilt"
@@ -420,10 +458,6 @@ def main():
         refuses(world, prebuilt, "a missing production service", "no ECS service checkout in cluster production",
                 staging=STAGING, production=PRODUCTION, service="checkout")
         refuses(world, prebuilt, "a pending connection", "is PENDING", staging=STAGING, production=UNCONNECTED)
-        world.client("ecr", STAGING).create_repository(repositoryName="legacy")
-        refuses(world, prebuilt, "a staging repository the stack does not own",
-                "the repository legacy exists and stack ecr-promote does not manage it",
-                staging=STAGING, production=PRODUCTION, repository="legacy")
 
         assert_refused_property_fails_the_stack(world, directory)
         print("ok: a property the API would refuse fails the stack, named")
@@ -446,6 +480,8 @@ def main():
         rebuilt = hashlib.sha256((prebuilt / "ecr-promote").read_bytes()).hexdigest()
         assert promote_binary(world, out).endswith(f"/ecr-promote/{rebuilt}"), "the project kept the old binary"
         print("ok: re-running updates in place")
+        assert_adopts_an_existing_staging_repository(world, prebuilt)
+        print("ok: adopts a staging repository that exists, keeping its policy's statements")
     finally:
         world.close()
     shutil.rmtree(directory)  # kept when a check fails: the logs of moto, the registries and the function
