@@ -308,6 +308,9 @@ pub struct PromotionArgs {
     pub events: EventArgs,
 
     #[command(flatten)]
+    pub github: GithubArgs,
+
+    #[command(flatten)]
     pub transfer: TransferArgs,
 
     #[command(flatten)]
@@ -327,6 +330,70 @@ impl EventArgs {
     /// The EventBridge bus events go to, if any.
     pub fn bus(&self) -> Option<String> {
         given(&self.event_bus)
+    }
+}
+
+/// GitHub deployments (docs/github.md): off until a token's secret is named.
+#[derive(Debug, Args)]
+pub struct GithubArgs {
+    /// Show each deploy on GitHub as a deployment of the release's commit, with its statuses: the Secrets
+    /// Manager secret (ARN or name) holding a fine-grained token with "Deployments: read and write" on the
+    /// repository. Off when unset, empty, "-" or "off". GitHub unreachable or refusing never fails a command:
+    /// it is logged and told on the next report.
+    #[arg(long, env = "PROMOTE_GITHUB_TOKEN_SECRET_ARN")]
+    pub github_token_secret_arn: Option<String>,
+
+    /// GitHub's REST API: https://api.github.com, or a GitHub Enterprise Server's https://HOST/api/v3.
+    #[arg(long, env = "PROMOTE_GITHUB_API_URL", default_value = "https://api.github.com", value_parser = clap::value_parser!(url::Url))]
+    pub github_api_url: url::Url,
+
+    /// The GitHub environment deployments are made in; always marked a production environment.
+    #[arg(long, env = "PROMOTE_GITHUB_ENVIRONMENT", default_value = "production")]
+    pub github_environment: String,
+
+    /// The address GitHub shows for the environment (e.g. https://shop.example.com); none when unset.
+    #[arg(long, env = "PROMOTE_GITHUB_ENVIRONMENT_URL")]
+    pub github_environment_url: Option<String>,
+
+    /// owner/name of the repository, for releases that do not come from a GitHub webhook (promote --tag,
+    /// pipeline variables, CodeBuild tag webhooks); a webhook's release names its own.
+    #[arg(long, env = "PROMOTE_GITHUB_REPOSITORY")]
+    pub github_repository: Option<String>,
+}
+
+impl GithubArgs {
+    /// The GitHub deployments' settings, checked; `None` when off. `build_arn`: the build whose console page
+    /// the statuses link to.
+    pub fn settings(
+        &self,
+        build_arn: Option<String>,
+    ) -> Result<Option<crate::github::Settings>, Usage> {
+        let Some(token_secret_arn) = given(&self.github_token_secret_arn) else {
+            return Ok(None);
+        };
+        let environment = self.github_environment.trim();
+        if environment.is_empty() {
+            return Err(Usage(
+                "PROMOTE_GITHUB_ENVIRONMENT is empty: name the GitHub environment deployments go to, e.g.                  production"
+                    .into(),
+            ));
+        }
+        let repository = given(&self.github_repository);
+        if let Some(repository) = &repository
+            && !matches!(repository.split('/').collect::<Vec<_>>()[..], [owner, name] if !owner.is_empty() && !name.is_empty())
+        {
+            return Err(Usage(format!(
+                "PROMOTE_GITHUB_REPOSITORY is {repository:?}, not owner/name (e.g. acme/shop)"
+            )));
+        }
+        Ok(Some(crate::github::Settings {
+            token_secret_arn,
+            api_url: self.github_api_url.clone(),
+            environment: environment.to_owned(),
+            environment_url: given(&self.github_environment_url),
+            repository,
+            build_arn,
+        }))
     }
 }
 

@@ -1,0 +1,387 @@
+//! GitHub deployments: each deploy of a release shown on GitHub, on the release's commit, in the `production`
+//! environment, with its progress (`in_progress`, then `success`, `failure`, or `inactive` once superseded) and
+//! a link to the build that did it. Off unless PROMOTE_GITHUB_TOKEN_SECRET_ARN names the Secrets Manager secret
+//! holding a token.
+//!
+//! GitHub is told, never asked: a GitHub that cannot be reached or refuses never fails a promotion. What it
+//! could not be told is recorded with the deploy in the ledger ([`GithubMark::owed`]) and told on the next
+//! report. The ledger keeps each deploy's GitHub deployment id, so that an outcome known later (by whatever
+//! learns it) reaches the right deployment through [`Deployments::report`].
+//!
+//! `auto_inactive` is sent `false` on every status: GitHub applies it only to non-production environments, and
+//! a production deployment is what this makes, so ecr-promote marks the superseded deployment `inactive`
+//! itself when a newer one succeeds — the same whatever the environment is called.
+
+pub mod client;
+pub mod console;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use url::Url;
+
+use crate::intake::secrets::{Holding, Secrets};
+use crate::ledger::{Deploy, DeployKind, GithubMark, Ledger, Record};
+use client::{Client, Refused};
+
+pub const TOKEN_SECRET: Holding = Holding {
+    setting: "PROMOTE_GITHUB_TOKEN_SECRET_ARN",
+    what: "the GitHub token",
+};
+
+/// The deployment statuses ecr-promote posts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The deploy files are written: ECS deploys the release next.
+    InProgress,
+    /// The release runs in production.
+    Success,
+    /// The deploy failed or was rolled back.
+    Failure,
+    /// A later deploy replaced this one.
+    Inactive,
+}
+
+impl State {
+    /// GitHub's word for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::InProgress => "in_progress",
+            State::Success => "success",
+            State::Failure => "failure",
+            State::Inactive => "inactive",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<State> {
+        [
+            State::InProgress,
+            State::Success,
+            State::Failure,
+            State::Inactive,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+
+    /// The status's description (GitHub keeps at most 140 characters).
+    fn description(self, tag: &str) -> String {
+        let text = match self {
+            State::InProgress => format!("Deploying {tag} to production"),
+            State::Success => format!("{tag} runs in production"),
+            State::Failure => format!("{tag} failed in production"),
+            State::Inactive => format!("{tag} was replaced by a later deploy"),
+        };
+        text.chars().take(140).collect()
+    }
+}
+
+/// Where and how deployments are reported.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The Secrets Manager secret holding the token (PROMOTE_GITHUB_TOKEN_SECRET_ARN).
+    pub token_secret_arn: String,
+    /// GitHub's REST API (PROMOTE_GITHUB_API_URL): api.github.com, or a GitHub Enterprise Server's `/api/v3`.
+    pub api_url: Url,
+    /// The deployments' environment (PROMOTE_GITHUB_ENVIRONMENT).
+    pub environment: String,
+    /// Shown as the environment's address on GitHub (PROMOTE_GITHUB_ENVIRONMENT_URL).
+    pub environment_url: Option<String>,
+    /// `owner/name` for releases that did not come from a webhook (PROMOTE_GITHUB_REPOSITORY).
+    pub repository: Option<String>,
+    /// The build that deploys (CODEBUILD_BUILD_ARN): its console page is the statuses' `log_url`.
+    pub build_arn: Option<String>,
+}
+
+/// What was deployed, as a GitHub deployment describes it.
+#[derive(Clone, Debug)]
+pub struct Shipped {
+    pub tag: String,
+    pub commit: String,
+    /// Each image as `(production image, digest)`.
+    pub images: Vec<(String, String)>,
+    pub kind: DeployKind,
+}
+
+impl Shipped {
+    /// A deploy of a recorded release.
+    pub fn of(record: &Record, deploy: &Deploy) -> Shipped {
+        Shipped {
+            tag: record.tag_name.clone(),
+            commit: record.commit.clone(),
+            images: record
+                .images
+                .iter()
+                .map(|image| (image.target_image.clone(), image.digest.to_string()))
+                .collect(),
+            kind: deploy.kind,
+        }
+    }
+}
+
+/// Reports deploys to GitHub, or, off, does nothing and makes no call.
+pub struct Deployments {
+    on: Option<On>,
+}
+
+struct On {
+    settings: Settings,
+    secrets: Secrets,
+    http: reqwest::Client,
+    /// Built with the token on first use, so that a run with nothing to report never reads the secret.
+    client: OnceCell<Client>,
+}
+
+impl Deployments {
+    /// `settings`: `None` is off. `stall`: how long a request to GitHub may take.
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        settings: Option<Settings>,
+        stall: Duration,
+    ) -> Deployments {
+        let on = settings.and_then(|settings| {
+            let http = reqwest::Client::builder()
+                .user_agent(concat!("ecr-promote/", env!("CARGO_PKG_VERSION")))
+                // A POST redirected would be sent again as a GET: a moved repository is an answer to read.
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(stall)
+                .build();
+            match http {
+                Ok(http) => Some(On {
+                    secrets: Secrets::new(config, &settings.token_secret_arn, TOKEN_SECRET),
+                    settings,
+                    http,
+                    client: OnceCell::new(),
+                }),
+                Err(error) => {
+                    tracing::warn!(error = %error, "GitHub deployments are off: cannot build an HTTP client");
+                    None
+                }
+            }
+        });
+        Deployments { on }
+    }
+
+    /// At a deploy (promote or redeploy), once the deploy files are written: first tells GitHub what earlier
+    /// reports could not, then creates the deploy's GitHub deployment with an `in_progress` status. Returns
+    /// what to record with the deploy; `None` when off, or when no repository is known for the release.
+    pub async fn start(
+        &self,
+        ledger: &Ledger,
+        shipped: &Shipped,
+        repository: Option<&str>,
+    ) -> Option<GithubMark> {
+        let on = self.on.as_ref()?;
+        let Some(repository) = repository.or(on.settings.repository.as_deref()) else {
+            tracing::warn!(
+                release = %shipped.tag,
+                "no GitHub deployment: the release did not come from a GitHub webhook, so its repository is \
+                 unknown; set PROMOTE_GITHUB_REPOSITORY to owner/name"
+            );
+            return None;
+        };
+        self.settle(ledger, None, &[]).await;
+        let mark = GithubMark {
+            repository: repository.to_owned(),
+            ..GithubMark::default()
+        };
+        Some(on.bring(shipped, mark, State::InProgress).await)
+    }
+
+    /// When a deploy's outcome is known: posts `state` on the GitHub deployment of `deploy` (one of `record`'s
+    /// deploys, with the sequence the ledger gave it) and records what GitHub was told. With `State::Success`,
+    /// the deployment that succeeded before it is marked `inactive`. Whatever else is owed in the table is told
+    /// first. Never fails: a GitHub that cannot be told is logged and owed. Does nothing when off, or for a
+    /// deploy made while GitHub deployments were off.
+    pub async fn report(&self, ledger: &Ledger, record: &Record, deploy: &Deploy, state: State) {
+        let Some(on) = self.on.as_ref() else { return };
+        let (Some(mark), Some(sequence)) = (&deploy.github, deploy.sequence) else {
+            return;
+        };
+        let this = (record.tag_name.as_str(), sequence);
+        let mark = on
+            .bring(&Shipped::of(record, deploy), mark.clone(), state)
+            .await;
+        on.record(ledger, this.0, sequence, &mark).await;
+        let superseded: &[&str] =
+            if state == State::Success && mark.posted.as_deref() == Some("success") {
+                &["success"]
+            } else {
+                &[]
+            };
+        self.settle(ledger, Some(this), superseded).await;
+    }
+
+    /// Tells GitHub every status owed in the table, and marks `inactive` the deployments whose last status is
+    /// one of `supersede` (other than `except`).
+    async fn settle(&self, ledger: &Ledger, except: Option<(&str, u64)>, supersede: &[&str]) {
+        let Some(on) = self.on.as_ref() else { return };
+        let releases = match ledger.releases().await {
+            Ok(releases) => releases,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "cannot read the ledger for GitHub statuses owed; they are told on a later report"
+                );
+                return;
+            }
+        };
+        for record in &releases.records {
+            for deploy in &record.deploys {
+                let (Some(mark), Some(sequence)) = (&deploy.github, deploy.sequence) else {
+                    continue;
+                };
+                if except == Some((record.tag_name.as_str(), sequence)) {
+                    continue;
+                }
+                let owed = mark.owed.as_deref().and_then(State::parse);
+                let state = match owed {
+                    Some(state) => state,
+                    None if mark
+                        .posted
+                        .as_deref()
+                        .is_some_and(|p| supersede.contains(&p)) =>
+                    {
+                        State::Inactive
+                    }
+                    None => continue,
+                };
+                let told = on
+                    .bring(&Shipped::of(record, deploy), mark.clone(), state)
+                    .await;
+                on.record(ledger, &record.tag_name, sequence, &told).await;
+            }
+        }
+    }
+}
+
+impl On {
+    async fn client(&self) -> anyhow::Result<&Client> {
+        self.client
+            .get_or_try_init(|| async {
+                let token = self.secrets.current().await?;
+                Ok(Client::new(
+                    self.http.clone(),
+                    self.settings.api_url.clone(),
+                    token,
+                ))
+            })
+            .await
+    }
+
+    /// Tells GitHub that the deploy is in `state`, creating its deployment first if GitHub has none yet;
+    /// returns the mark, with `state` owed if GitHub could not be told.
+    async fn bring(&self, shipped: &Shipped, mut mark: GithubMark, state: State) -> GithubMark {
+        match self.tell(shipped, &mut mark, state).await {
+            Ok(id) => {
+                tracing::info!(release = %shipped.tag, repository = %mark.repository, deployment = id, state = state.as_str(), "GitHub deployment status posted");
+                mark.posted = Some(state.as_str().to_owned());
+                mark.owed = None;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    release = %shipped.tag, repository = %mark.repository, state = state.as_str(),
+                    reason = format!("{error:#}"),
+                    "GitHub not told (the promotion is unaffected; it is told on the next report)"
+                );
+                mark.owed = Some(state.as_str().to_owned());
+            }
+        }
+        mark
+    }
+
+    async fn tell(
+        &self,
+        shipped: &Shipped,
+        mark: &mut GithubMark,
+        state: State,
+    ) -> anyhow::Result<u64> {
+        let client = self.client().await?;
+        let id = match mark.deployment_id {
+            Some(id) => id,
+            None => {
+                let id = client
+                    .create_deployment(&mark.repository, &self.deployment(shipped))
+                    .await?;
+                mark.deployment_id = Some(id);
+                id
+            }
+        };
+        client
+            .create_status(&mark.repository, id, &self.status(&shipped.tag, state))
+            .await
+            .map_err(|Refused(reason)| anyhow::anyhow!("deployment {id}: {reason}"))?;
+        Ok(id)
+    }
+
+    /// The deployment: of the release's commit (a tag's ref could be moved; the commit is what was built),
+    /// never merged into, with no commit status required (the release was published: that is the approval).
+    fn deployment(&self, shipped: &Shipped) -> Value {
+        json!({
+            "ref": shipped.commit,
+            "task": "deploy",
+            "auto_merge": false,
+            "required_contexts": [],
+            "environment": self.settings.environment,
+            "production_environment": true,
+            "description": format!("ecr-promote {} of release {}", shipped.kind.as_str(), shipped.tag),
+            "payload": {
+                "tag": shipped.tag,
+                "images": shipped.images.iter().map(|(image, digest)| json!({"image": image, "digest": digest})).collect::<Vec<_>>(),
+            },
+        })
+    }
+
+    fn status(&self, tag: &str, state: State) -> Value {
+        let mut status = json!({
+            "state": state.as_str(),
+            "description": state.description(tag),
+            "auto_inactive": false,
+        });
+        if let Some(url) = self
+            .settings
+            .build_arn
+            .as_deref()
+            .and_then(console::build_url)
+        {
+            status["log_url"] = url.into();
+        }
+        if let Some(url) = &self.settings.environment_url {
+            status["environment_url"] = url.clone().into();
+        }
+        status
+    }
+
+    async fn record(&self, ledger: &Ledger, tag: &str, sequence: u64, mark: &GithubMark) {
+        if let Err(error) = ledger.mark_github(tag, sequence, mark).await {
+            tracing::warn!(release = %tag, sequence, error = format!("{error:#}"), "cannot record what GitHub was told; it may be told again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_back_as_written() {
+        for state in [
+            State::InProgress,
+            State::Success,
+            State::Failure,
+            State::Inactive,
+        ] {
+            assert_eq!(State::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(State::parse("queued"), None);
+        assert!(
+            State::Inactive
+                .description(&"v".repeat(200))
+                .chars()
+                .count()
+                <= 140
+        );
+    }
+}
