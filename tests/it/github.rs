@@ -1,0 +1,294 @@
+//! GitHub deployments: each deploy shown on GitHub as a deployment of the release's commit, with its status.
+//!
+//! No GitHub server runs here, so GitHub is the stand-in of `support::GithubApi`
+//! (tests/it/support/github_standin.py): it answers as GitHub does, records every request, and checks each
+//! one against GitHub's published REST description (npm @octokit/openapi), so a wrong path, field or enum
+//! value fails these tests instead of passing against their own idea of the API. The token lives in a
+//! Secrets Manager secret in moto, as in production.
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    COMMIT, Envelope, GITHUB_REPOSITORY, GithubApi, OTHER_COMMIT, Outcome, PROMOTE_BUILD_ARN,
+    Pipeline, RELEASE, ROLLBACK_BUILD_ARN, ReleaseEvent, WebhookSecret, free_port, run,
+};
+
+const TOKEN: &str = "github_pat_11ABCDEFG0123456789_standin";
+const ENVIRONMENT_URL: &str = "https://shop.example.com";
+
+/// PROMOTE_BUILD_ARN's page in the CodeBuild console.
+const PROMOTE_BUILD_LOG: &str = "https://us-east-1.console.aws.amazon.com/codesuite/codebuild/222222222222/projects/\
+     promote/build/promote%3A0f3a8e5c-6b1d-4f2a-9c7e-5d4b3a2f1e0d/?region=us-east-1";
+
+/// A pipeline, the GitHub stand-in, and the token's secret.
+struct Stand {
+    pipeline: Pipeline,
+    github: GithubApi,
+    secret: WebhookSecret,
+}
+
+impl Stand {
+    async fn start() -> Stand {
+        let (pipeline, github) = tokio::join!(Pipeline::start(), GithubApi::start(TOKEN));
+        let secret =
+            WebhookSecret::create(&pipeline.world.moto, "github-deployments-token", TOKEN).await;
+        Stand {
+            pipeline,
+            github,
+            secret,
+        }
+    }
+
+    /// `command` with GitHub deployments on, reaching GitHub at `api`.
+    fn reporting_to<'c>(
+        &self,
+        command: &'c mut tokio::process::Command,
+        api: &str,
+    ) -> &'c mut tokio::process::Command {
+        command
+            .env("PROMOTE_GITHUB_TOKEN_SECRET_ARN", &self.secret.arn)
+            .env("PROMOTE_GITHUB_API_URL", api)
+            .env("PROMOTE_GITHUB_ENVIRONMENT_URL", ENVIRONMENT_URL)
+    }
+
+    /// `ecr-promote promote` of RELEASE (COMMIT) by the pipeline's build, reporting to the stand-in; the
+    /// repository named by setting, as a release that did not come from a webhook needs.
+    async fn promote(&self) -> Outcome {
+        let mut command = self.pipeline.promote_command();
+        command
+            .args(["--tag", RELEASE, "--commit", COMMIT])
+            .env("CODEBUILD_BUILD_ARN", PROMOTE_BUILD_ARN)
+            .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY);
+        run(self.reporting_to(&mut command, &self.github.url())).await
+    }
+
+    /// `ecr-promote redeploy RELEASE` by the rollback build, reporting to GitHub at `api`; the repository set
+    /// as for [`Stand::promote`] (a release from a webhook records its own, which comes first).
+    async fn redeploy(&self, api: &str) -> Outcome {
+        let mut command = self.pipeline.redeploy_command(RELEASE);
+        command
+            .env("CODEBUILD_BUILD_ARN", ROLLBACK_BUILD_ARN)
+            .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY);
+        run(self.reporting_to(&mut command, api)).await
+    }
+}
+
+/// The GitHub mark recorded with each deploy of `tag`, in order.
+async fn marks(pipeline: &Pipeline, tag: &str) -> Vec<Value> {
+    pipeline
+        .deploys(tag)
+        .await
+        .iter()
+        .map(|deploy| deploy["github"].clone())
+        .collect()
+}
+
+fn path(request: &Value) -> &str {
+    request["path"].as_str().expect("a path")
+}
+
+#[tokio::test]
+async fn a_promotion_creates_a_production_deployment_of_the_commit_in_progress_and_a_redeploy_another()
+ {
+    let stand = Stand::start().await;
+    let image = stand.pipeline.stage(COMMIT).await;
+    let release = ReleaseEvent::published(RELEASE, COMMIT);
+    stand
+        .pipeline
+        .queue
+        .send(&release.message(Envelope::Raw))
+        .await;
+
+    // From the queue: the repository is the webhook payload's.
+    let mut command = stand.pipeline.run_command();
+    command.env("CODEBUILD_BUILD_ARN", PROMOTE_BUILD_ARN);
+    let outcome = run(stand.reporting_to(&mut command, &stand.github.url())).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let requests = stand.github.valid_requests().await;
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let deployments = format!("/repos/{GITHUB_REPOSITORY}/deployments");
+    assert_eq!(path(&requests[0]), deployments);
+    let deployment = &requests[0]["body"];
+    assert_eq!(
+        deployment["ref"], COMMIT,
+        "the commit, not the tag: {deployment}"
+    );
+    assert_eq!(deployment["environment"], "production");
+    assert_eq!(deployment["production_environment"], true);
+    assert_eq!(deployment["auto_merge"], false);
+    assert_eq!(deployment["required_contexts"], json!([]));
+    assert_eq!(deployment["task"], "deploy");
+    assert_eq!(deployment["payload"]["tag"], RELEASE);
+    assert_eq!(
+        deployment["payload"]["images"],
+        json!([{"image": stand.pipeline.production_image(RELEASE), "digest": image.digest()}])
+    );
+    let mark = &marks(&stand.pipeline, RELEASE).await[0];
+    let id = mark["deployment_id"]
+        .as_u64()
+        .expect("the deployment id is recorded");
+    assert_eq!(path(&requests[1]), format!("{deployments}/{id}/statuses"));
+    let status = &requests[1]["body"];
+    assert_eq!(status["state"], "in_progress");
+    assert_eq!(status["log_url"], PROMOTE_BUILD_LOG);
+    assert_eq!(status["environment_url"], ENVIRONMENT_URL);
+    assert_eq!(status["auto_inactive"], false);
+    assert_eq!(mark["repository"], GITHUB_REPOSITORY);
+    assert_eq!(mark["posted"], "in_progress");
+    assert_eq!(mark.get("owed"), None, "{mark}");
+
+    let outcome = stand.redeploy(&stand.github.url()).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let requests = stand.github.valid_requests().await;
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert_eq!(path(&requests[2]), deployments);
+    assert_eq!(requests[2]["body"]["ref"], COMMIT);
+    let marks = marks(&stand.pipeline, RELEASE).await;
+    let second = marks[1]["deployment_id"].as_u64().expect("recorded");
+    assert_ne!(second, id, "a redeploy is a deployment of its own");
+    assert_eq!(
+        path(&requests[3]),
+        format!("{deployments}/{second}/statuses")
+    );
+    assert_eq!(requests[3]["body"]["state"], "in_progress");
+    assert!(
+        requests[3]["body"]["log_url"]
+            .as_str()
+            .is_some_and(|url| url.contains("build/promote%3A7c1d2e3f")),
+        "the rollback build's log: {}",
+        requests[3]
+    );
+}
+
+#[tokio::test]
+async fn github_failing_or_unreachable_never_fails_a_deploy_and_what_it_was_not_told_is_told_next_time()
+ {
+    let stand = Stand::start().await;
+    let image = stand.pipeline.stage(COMMIT).await;
+    stand.github.answer_with(Some(503)).await;
+
+    let outcome = stand.promote().await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    stand
+        .pipeline
+        .assert_in_production(crate::support::REPOSITORY, RELEASE, &image)
+        .await;
+    stand.pipeline.assert_deploy_file_for(RELEASE);
+    assert!(
+        outcome.stderr.contains("GitHub not told") && outcome.stderr.contains("503"),
+        "logged with GitHub's answer: {}",
+        outcome.stderr
+    );
+    assert_eq!(
+        marks(&stand.pipeline, RELEASE).await,
+        [json!({"repository": GITHUB_REPOSITORY, "owed": "in_progress"})]
+    );
+
+    // GitHub unreachable: nothing listens on this port.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let outcome = stand.redeploy(&nowhere).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("cannot reach GitHub")
+            && outcome.stderr.contains("PROMOTE_GITHUB_API_URL"),
+        "says what to check: {}",
+        outcome.stderr
+    );
+    let before = stand.github.requests().await.len();
+
+    // GitHub answers again: the next deploy tells it what the first two could not, then its own.
+    stand.github.answer_with(None).await;
+    let outcome = stand.redeploy(&stand.github.url()).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let requests = stand.github.valid_requests_after(before).await;
+    let states: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r["body"]["state"].as_str())
+        .collect();
+    assert_eq!(states, ["in_progress"; 3], "{requests:?}");
+    let marks = marks(&stand.pipeline, RELEASE).await;
+    assert_eq!(marks.len(), 3);
+    let mut ids = Vec::new();
+    for mark in &marks {
+        assert_eq!(mark["posted"], "in_progress", "{mark}");
+        assert_eq!(mark.get("owed"), None, "nothing owed any more: {mark}");
+        ids.push(mark["deployment_id"].as_u64().expect("a deployment"));
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "one deployment per deploy: {marks:?}");
+}
+
+#[tokio::test]
+async fn without_a_token_secret_github_is_never_called() {
+    let stand = Stand::start().await;
+    stand.pipeline.stage(COMMIT).await;
+    stand.pipeline.stage(OTHER_COMMIT).await;
+
+    let outcome = run(stand
+        .pipeline
+        .promote_command()
+        .args(["--tag", RELEASE, "--commit", COMMIT])
+        .env("PROMOTE_GITHUB_API_URL", stand.github.url())
+        .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY))
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    // "off", as a template passes it when no secret is given.
+    let outcome = run(stand
+        .pipeline
+        .promote_command()
+        .args(["--tag", "v2.0.0", "--commit", OTHER_COMMIT])
+        .env("PROMOTE_GITHUB_TOKEN_SECRET_ARN", "off")
+        .env("PROMOTE_GITHUB_API_URL", stand.github.url())
+        .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY))
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+
+    assert_eq!(stand.github.requests().await, Vec::<Value>::new());
+    for tag in [RELEASE, "v2.0.0"] {
+        assert_eq!(marks(&stand.pipeline, tag).await, [Value::Null], "{tag}");
+    }
+    assert!(!outcome.stderr.contains("GitHub"), "{}", outcome.stderr);
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_any_output() {
+    let stand = Stand::start().await;
+    stand.pipeline.stage(COMMIT).await;
+    let mut outcomes = Vec::new();
+    for (format, answer) in [("text", None), ("json", Some(401)), ("text", Some(500))] {
+        stand.github.answer_with(answer).await;
+        let mut command = stand.pipeline.promote_command();
+        command
+            .args(["--tag", RELEASE, "--commit", COMMIT])
+            .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY)
+            .env("PROMOTE_LOG_FORMAT", format)
+            .env("RUST_LOG", "debug");
+        outcomes.push(run(stand.reporting_to(&mut command, &stand.github.url())).await);
+    }
+
+    let requests = stand.github.requests().await;
+    assert!(
+        requests.iter().all(|r| r["authorized"] == true),
+        "the token was sent each time: {requests:?}"
+    );
+    for outcome in &outcomes {
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        for text in [&outcome.stdout, &outcome.stderr] {
+            assert!(!text.contains(TOKEN), "the token is in the output:\n{text}");
+            assert!(
+                !text.contains("11ABCDEFG"),
+                "part of the token is in the output:\n{text}"
+            );
+        }
+    }
+    assert!(
+        outcomes[1].stderr.contains("401") && outcomes[1].stderr.contains("fine-grained token"),
+        "a refused token says what to fix: {}",
+        outcomes[1].stderr
+    );
+}
