@@ -6,11 +6,15 @@
 //! value fails these tests instead of passing against their own idea of the API. The token lives in a
 //! Secrets Manager secret in moto, as in production.
 
+use std::time::Duration;
+
+use ecr_promote::github::{Deployments, Settings, State};
+use ecr_promote::ledger::Ledger;
 use serde_json::{Value, json};
 
 use crate::support::{
     COMMIT, Envelope, GITHUB_REPOSITORY, GithubApi, OTHER_COMMIT, Outcome, PROMOTE_BUILD_ARN,
-    Pipeline, RELEASE, ROLLBACK_BUILD_ARN, ReleaseEvent, WebhookSecret, free_port, run,
+    Pipeline, RELEASE, ROLLBACK_BUILD_ARN, ReleaseEvent, TABLE, WebhookSecret, free_port, run,
 };
 
 const TOKEN: &str = "github_pat_11ABCDEFG0123456789_standin";
@@ -51,12 +55,17 @@ impl Stand {
             .env("PROMOTE_GITHUB_ENVIRONMENT_URL", ENVIRONMENT_URL)
     }
 
-    /// `ecr-promote promote` of RELEASE (COMMIT) by the pipeline's build, reporting to the stand-in; the
-    /// repository named by setting, as a release that did not come from a webhook needs.
+    /// `ecr-promote promote` of RELEASE (COMMIT) by the pipeline's build, reporting to the stand-in.
     async fn promote(&self) -> Outcome {
+        self.promote_release(RELEASE, COMMIT).await
+    }
+
+    /// `ecr-promote promote` of `tag` (`commit`) by the pipeline's build, reporting to the stand-in; the
+    /// repository named by setting, as a release that did not come from a webhook needs.
+    async fn promote_release(&self, tag: &str, commit: &str) -> Outcome {
         let mut command = self.pipeline.promote_command();
         command
-            .args(["--tag", RELEASE, "--commit", COMMIT])
+            .args(["--tag", tag, "--commit", commit])
             .env("CODEBUILD_BUILD_ARN", PROMOTE_BUILD_ARN)
             .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY);
         run(self.reporting_to(&mut command, &self.github.url())).await
@@ -290,5 +299,97 @@ async fn the_token_never_appears_in_any_output() {
         outcomes[1].stderr.contains("401") && outcomes[1].stderr.contains("fine-grained token"),
         "a refused token says what to fix: {}",
         outcomes[1].stderr
+    );
+}
+
+/// What learns a deploy's outcome later calls `Deployments::report` with it: the outcome reaches the deploy's
+/// own GitHub deployment; one GitHub could not be told is owed and told on the next report; and a success
+/// marks the deployment that succeeded before it `inactive` (GitHub's `auto_inactive` leaves production
+/// environments alone).
+#[tokio::test]
+async fn an_outcome_reported_later_reaches_its_deployment_and_a_success_retires_the_one_before() {
+    let stand = Stand::start().await;
+    stand.pipeline.stage(COMMIT).await;
+    stand.pipeline.stage(OTHER_COMMIT).await;
+    for (tag, commit) in [(RELEASE, COMMIT), ("v2.0.0", OTHER_COMMIT)] {
+        let outcome = stand.promote_release(tag, commit).await;
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    }
+    let config = stand.pipeline.world.moto.sdk_config();
+    let ledger = Ledger::new(&config, TABLE);
+    let settings = Settings {
+        token_secret_arn: stand.secret.arn.clone(),
+        api_url: stand.github.url().parse().expect("a URL"),
+        environment: "production".into(),
+        environment_url: None,
+        repository: None,
+        build_arn: Some(PROMOTE_BUILD_ARN.into()),
+    };
+    let github = Deployments::new(&config, Some(settings), Duration::from_secs(10));
+    let report = async |tag: &str, state: State| {
+        let record = ledger.recorded(tag).await.expect("recorded");
+        github
+            .report(&ledger, &record, &record.deploys[0], state)
+            .await;
+    };
+    let first = marks(&stand.pipeline, RELEASE).await[0]["deployment_id"].clone();
+    let second = marks(&stand.pipeline, "v2.0.0").await[0]["deployment_id"].clone();
+    let before = stand.github.requests().await.len();
+
+    report(RELEASE, State::Success).await;
+    stand.github.answer_with(Some(502)).await;
+    report("v2.0.0", State::Success).await;
+
+    assert_eq!(
+        marks(&stand.pipeline, RELEASE).await[0]["posted"],
+        "success"
+    );
+    let owed = &marks(&stand.pipeline, "v2.0.0").await[0];
+    assert_eq!(
+        (&owed["posted"], &owed["owed"]),
+        (&json!("in_progress"), &json!("success")),
+        "{owed}"
+    );
+
+    stand.github.answer_with(None).await;
+    report("v2.0.0", State::Success).await;
+
+    let told: Vec<(String, Value)> = stand
+        .github
+        .valid_requests_after(before)
+        .await
+        .iter()
+        .filter(|r| r["body"]["state"].is_string())
+        .map(|r| {
+            (
+                r["body"]["state"].as_str().unwrap().to_owned(),
+                json!(path(r)),
+            )
+        })
+        .collect();
+    let statuses = |id: &Value| {
+        json!(format!(
+            "/repos/{GITHUB_REPOSITORY}/deployments/{id}/statuses"
+        ))
+    };
+    assert_eq!(
+        told,
+        [
+            ("success".to_owned(), statuses(&first)),
+            ("success".to_owned(), statuses(&second)),
+            ("success".to_owned(), statuses(&second)),
+            ("inactive".to_owned(), statuses(&first)),
+        ],
+        "the 502'd success, then the success told, then the one before retired"
+    );
+    assert_eq!(
+        marks(&stand.pipeline, RELEASE).await[0]["posted"],
+        "inactive"
+    );
+    let done = &marks(&stand.pipeline, "v2.0.0").await[0];
+    assert_eq!(
+        (&done["posted"], done.get("owed")),
+        (&json!("success"), None),
+        "{done}"
     );
 }
