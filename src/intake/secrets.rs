@@ -1,6 +1,6 @@
 //! Secrets read from Secrets Manager by ARN. The webhook secret: given as a value, or read from Secrets Manager —
 //! by `run` once, by the webhook function cached across invocations. The GitHub token that reports deployments
-//! ([`crate::github`]) is read the same way, its current value only.
+//! (PROMOTE_GITHUB_TOKEN_SECRET_ARN) is read the same way, its current value only.
 //!
 //! Both the `AWSCURRENT` value and, while it exists, the `AWSPREVIOUS` one are kept, so that a rotation
 //! drops no delivery: GitHub signs with the old value until someone pastes the new one into the hook.
