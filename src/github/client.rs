@@ -2,6 +2,8 @@
 //! request carries the headers GitHub asks of API clients (its media type, the API version, a User-Agent,
 //! which GitHub requires, and the token as a Bearer credential).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::Value;
 use url::Url;
 
@@ -19,11 +21,19 @@ pub struct Client {
     http: reqwest::Client,
     api: Url,
     token: Secret,
+    /// Set once GitHub could not be reached: the run's other calls are not tried, so that a GitHub that
+    /// swallows connections costs a deploy one connect timeout, not one per status owed.
+    unreachable: AtomicBool,
 }
 
 impl Client {
     pub fn new(http: reqwest::Client, api: Url, token: Secret) -> Client {
-        Client { http, api, token }
+        Client {
+            http,
+            api,
+            token,
+            unreachable: AtomicBool::new(false),
+        }
     }
 
     /// Creates a deployment in `repository` (`owner/name`) and returns its id.
@@ -55,6 +65,12 @@ impl Client {
     }
 
     async fn post(&self, path: &str, repository: &str, body: &Value) -> Result<Value, Refused> {
+        if self.unreachable.load(Ordering::Relaxed) {
+            return Err(Refused(format!(
+                "GitHub at {} (PROMOTE_GITHUB_API_URL) could not be reached earlier in this run; not tried again",
+                self.api
+            )));
+        }
         // Joined onto a base that ends in '/', so that GitHub Enterprise's `https://host/api/v3` keeps its path.
         let mut base = self.api.clone();
         if !base.path().ends_with('/') {
@@ -77,6 +93,7 @@ impl Client {
             .send()
             .await;
         let response = sent.map_err(|e| {
+            self.unreachable.store(true, Ordering::Relaxed);
             Refused(format!(
                 "cannot reach GitHub at {} (PROMOTE_GITHUB_API_URL): {}",
                 self.api,

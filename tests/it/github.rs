@@ -207,6 +207,11 @@ async fn github_failing_or_unreachable_never_fails_a_deploy_and_what_it_was_not_
         "says what to check: {}",
         outcome.stderr
     );
+    assert!(
+        outcome.stderr.contains("not tried again"),
+        "the deploy's own status is not tried once the owed one found GitHub unreachable: {}",
+        outcome.stderr
+    );
     let before = stand.github.requests().await.len();
 
     // GitHub answers again: the next deploy tells it what the first two could not, then its own.
