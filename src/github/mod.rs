@@ -182,7 +182,7 @@ impl Deployments {
             );
             return None;
         };
-        self.settle(ledger, None, &[]).await;
+        self.settle(ledger, None, false).await;
         let mark = GithubMark {
             repository: repository.to_owned(),
             ..GithubMark::default()
@@ -205,18 +205,14 @@ impl Deployments {
             .bring(&Shipped::of(record, deploy), mark.clone(), state)
             .await;
         on.record(ledger, this.0, sequence, &mark).await;
-        let superseded: &[&str] =
-            if state == State::Success && mark.posted.as_deref() == Some("success") {
-                &["success"]
-            } else {
-                &[]
-            };
-        self.settle(ledger, Some(this), superseded).await;
+        // Only once GitHub shows this one succeeded: until then the one before is what production runs.
+        let retire = mark.posted.as_deref() == Some(State::Success.as_str());
+        self.settle(ledger, Some(this), retire).await;
     }
 
-    /// Tells GitHub every status owed in the table, and marks `inactive` the deployments whose last status is
-    /// one of `supersede` (other than `except`).
-    async fn settle(&self, ledger: &Ledger, except: Option<(&str, u64)>, supersede: &[&str]) {
+    /// Tells GitHub every status owed in the table and, with `retire`, marks `inactive` the deployments whose
+    /// last status is `success` (all but `except`, the deploy that replaced them).
+    async fn settle(&self, ledger: &Ledger, except: Option<(&str, u64)>, retire: bool) {
         let Some(on) = self.on.as_ref() else { return };
         let releases = match ledger.releases().await {
             Ok(releases) => releases,
@@ -239,11 +235,7 @@ impl Deployments {
                 let owed = mark.owed.as_deref().and_then(State::parse);
                 let state = match owed {
                     Some(state) => state,
-                    None if mark
-                        .posted
-                        .as_deref()
-                        .is_some_and(|p| supersede.contains(&p)) =>
-                    {
+                    None if retire && mark.posted.as_deref() == Some(State::Success.as_str()) => {
                         State::Inactive
                     }
                     None => continue,
