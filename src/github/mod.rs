@@ -191,16 +191,22 @@ impl Deployments {
     }
 
     /// When a deploy's outcome is known: posts `state` on the GitHub deployment of `deploy` (one of `record`'s
-    /// deploys, with the sequence the ledger gave it) and records what GitHub was told. With `State::Success`,
-    /// the deployment that succeeded before it is marked `inactive`. Whatever else is owed in the table is told
-    /// first. Never fails: a GitHub that cannot be told is logged and owed. Does nothing when off, or for a
-    /// deploy made while GitHub deployments were off.
+    /// deploys, with the sequence the ledger gave it; its deployment is created first if GitHub never got it)
+    /// and records what GitHub was told. With `State::Success`, the deployment that succeeded before it is
+    /// marked `inactive`. Then whatever else is owed in the table is told (one table scan per call). The same
+    /// outcome reported again (events come at least once) posts nothing. Never fails: a GitHub that cannot be
+    /// told is logged and owed. Does nothing when off, or for a deploy made while GitHub deployments were off
+    /// (it has no [`GithubMark`]).
     pub async fn report(&self, ledger: &Ledger, record: &Record, deploy: &Deploy, state: State) {
         let Some(on) = self.on.as_ref() else { return };
         let (Some(mark), Some(sequence)) = (&deploy.github, deploy.sequence) else {
             return;
         };
         let this = (record.tag_name.as_str(), sequence);
+        if mark.posted.as_deref() == Some(state.as_str()) && mark.owed.is_none() {
+            self.settle(ledger, Some(this), false).await;
+            return;
+        }
         let mark = on
             .bring(&Shipped::of(record, deploy), mark.clone(), state)
             .await;

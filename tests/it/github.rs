@@ -397,4 +397,9 @@ async fn an_outcome_reported_later_reaches_its_deployment_and_a_success_retires_
         (&json!("success"), None),
         "{done}"
     );
+
+    // The same outcome again, as an event delivered twice reports it: GitHub already shows it.
+    let told = stand.github.requests().await.len();
+    report("v2.0.0", State::Success).await;
+    assert_eq!(stand.github.requests().await.len(), told);
 }
