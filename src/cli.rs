@@ -338,7 +338,7 @@ impl EventArgs {
 pub struct GithubArgs {
     /// Show each deploy on GitHub as a deployment of the release's commit, with its statuses: the Secrets
     /// Manager secret (ARN or name) holding a fine-grained token with "Deployments: read and write" on the
-    /// repository. Off when unset, empty, "-" or "off". GitHub unreachable or refusing never fails a command:
+    /// repository (or, with PROMOTE_GITHUB_APP_ID, the App's private key). Off when unset, empty, "-" or "off". GitHub unreachable or refusing never fails a command:
     /// it is logged and told on the next report.
     #[arg(long, env = "PROMOTE_GITHUB_TOKEN_SECRET_ARN")]
     pub github_token_secret_arn: Option<String>,
@@ -359,6 +359,16 @@ pub struct GithubArgs {
     /// pipeline variables, CodeBuild tag webhooks); a webhook's release names its own.
     #[arg(long, env = "PROMOTE_GITHUB_REPOSITORY")]
     pub github_repository: Option<String>,
+
+    /// Report as this GitHub App (its App ID) instead of with a token: the secret then holds the App's
+    /// private key (the .pem GitHub generated), and each run takes an installation token limited to the
+    /// repository and to writing deployments. "-", empty or "off": a token.
+    #[arg(long, env = "PROMOTE_GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+
+    /// The App's installation on the repository's account; asked of GitHub when unset.
+    #[arg(long, env = "PROMOTE_GITHUB_APP_INSTALLATION_ID")]
+    pub github_app_installation_id: Option<String>,
 }
 
 impl GithubArgs {
@@ -386,7 +396,37 @@ impl GithubArgs {
                 "PROMOTE_GITHUB_REPOSITORY is {repository:?}, not owner/name (e.g. acme/shop)"
             )));
         }
+        let number = |value: &Option<String>, variable: &str| {
+            given(value)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        Usage(format!(
+                            "{variable} is {v:?}, not a number: GitHub shows it on the App's page"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let installation_id = number(
+            &self.github_app_installation_id,
+            "PROMOTE_GITHUB_APP_INSTALLATION_ID",
+        )?;
+        let app = match number(&self.github_app_id, "PROMOTE_GITHUB_APP_ID")? {
+            Some(id) => Some(crate::github::App {
+                id,
+                installation_id,
+            }),
+            None if installation_id.is_some() => {
+                return Err(Usage(
+                    "PROMOTE_GITHUB_APP_INSTALLATION_ID is set but PROMOTE_GITHUB_APP_ID is not: set the App's \
+                     ID too, or drop the installation"
+                        .into(),
+                ));
+            }
+            None => None,
+        };
         Ok(Some(crate::github::Settings {
+            app,
             token_secret_arn,
             api_url: self.github_api_url.clone(),
             environment: environment.to_owned(),

@@ -1,7 +1,7 @@
 //! GitHub deployments: each deploy of a release shown on GitHub, on the release's commit, in the `production`
 //! environment, with its progress (`in_progress`, then `success`, `failure`, or `inactive` once superseded) and
 //! a link to the build that did it. Off unless PROMOTE_GITHUB_TOKEN_SECRET_ARN names the Secrets Manager secret
-//! holding a token.
+//! holding a token, or a GitHub App's private key (PROMOTE_GITHUB_APP_ID, [`app`]).
 //!
 //! GitHub is told, never asked: a GitHub that cannot be reached or refuses never fails a promotion. What it
 //! could not be told is recorded with the deploy in the ledger ([`GithubMark::owed`]) and told on the next
@@ -12,6 +12,7 @@
 //! a production deployment is what this makes, so ecr-promote marks the superseded deployment `inactive`
 //! itself when a newer one succeeds — the same whatever the environment is called.
 
+pub mod app;
 pub mod client;
 pub mod console;
 
@@ -21,13 +22,15 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use url::Url;
 
+use crate::intake::Secret;
 use crate::intake::secrets::{Holding, Secrets};
 use crate::ledger::{Deploy, DeployKind, GithubMark, Ledger, Record};
+pub use app::App;
 use client::{Client, Refused};
 
 pub const TOKEN_SECRET: Holding = Holding {
     setting: "PROMOTE_GITHUB_TOKEN_SECRET_ARN",
-    what: "the GitHub token",
+    what: "the GitHub token (or the GitHub App's private key)",
 };
 
 /// The deployment statuses ecr-promote posts.
@@ -92,6 +95,8 @@ pub struct Settings {
     pub repository: Option<String>,
     /// The build that deploys (CODEBUILD_BUILD_ARN): its console page is the statuses' `log_url`.
     pub build_arn: Option<String>,
+    /// A GitHub App instead of a token: the secret then holds the App's private key.
+    pub app: Option<App>,
 }
 
 /// What was deployed, as a GitHub deployment describes it.
@@ -129,7 +134,8 @@ struct On {
     settings: Settings,
     secrets: Secrets,
     http: reqwest::Client,
-    /// Built with the token on first use, so that a run with nothing to report never reads the secret.
+    /// Built with the token on first use, so that a run with nothing to report never reads the secret. One per
+    /// run: a GitHub App's installation token is taken for the first repository reported to.
     client: OnceCell<Client>,
 }
 
@@ -256,10 +262,14 @@ impl Deployments {
 }
 
 impl On {
-    async fn client(&self) -> anyhow::Result<&Client> {
+    async fn client(&self, repository: &str) -> anyhow::Result<&Client> {
         self.client
             .get_or_try_init(|| async {
-                let token = self.secrets.current().await?;
+                let secret = self.secrets.current().await?;
+                let token = match self.settings.app {
+                    None => secret,
+                    Some(app) => self.installation_token(app, &secret, repository).await?,
+                };
                 Ok(Client::new(
                     self.http.clone(),
                     self.settings.api_url.clone(),
@@ -267,6 +277,37 @@ impl On {
                 ))
             })
             .await
+    }
+
+    /// The App's token for `repository`, taken with its JWT and limited to that repository and to writing
+    /// deployments: what leaks from a run can do no more than the run does.
+    async fn installation_token(
+        &self,
+        app: App,
+        key: &Secret,
+        repository: &str,
+    ) -> anyhow::Result<Secret> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let jwt = app::jwt(app.id, key.reveal(), now).map_err(|e| {
+            anyhow::anyhow!("{e} (PROMOTE_GITHUB_TOKEN_SECRET_ARN, PROMOTE_GITHUB_APP_ID)")
+        })?;
+        let as_app = Client::new(
+            self.http.clone(),
+            self.settings.api_url.clone(),
+            Secret::new(jwt, "the GitHub App's JWT"),
+        );
+        let installation = match app.installation_id {
+            Some(id) => id,
+            None => as_app.installation(repository).await?,
+        };
+        let name = repository.rsplit('/').next().unwrap_or(repository);
+        let limits = json!({"repositories": [name], "permissions": {"deployments": "write"}});
+        let token = as_app
+            .installation_token(installation, repository, &limits)
+            .await?;
+        Ok(Secret::new(token, "the GitHub App's installation token"))
     }
 
     /// Tells GitHub that the deploy is in `state`, creating its deployment first if GitHub has none yet;
@@ -296,7 +337,7 @@ impl On {
         mark: &mut GithubMark,
         state: State,
     ) -> anyhow::Result<u64> {
-        let client = self.client().await?;
+        let client = self.client(&mark.repository).await?;
         let id = match mark.deployment_id {
             Some(id) => id,
             None => {

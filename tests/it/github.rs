@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::support::{
     COMMIT, Envelope, GITHUB_REPOSITORY, GithubApi, OTHER_COMMIT, Outcome, PROMOTE_BUILD_ARN,
-    Pipeline, RELEASE, ROLLBACK_BUILD_ARN, ReleaseEvent, TABLE, WebhookSecret, free_port, run,
+    Pipeline, RELEASE, ROLLBACK_BUILD_ARN, ReleaseEvent, TABLE, WebhookSecret, app_private_key,
+    free_port, run,
 };
 
 const TOKEN: &str = "github_pat_11ABCDEFG0123456789_standin";
@@ -33,9 +34,14 @@ struct Stand {
 
 impl Stand {
     async fn start() -> Stand {
-        let (pipeline, github) = tokio::join!(Pipeline::start(), GithubApi::start(TOKEN));
+        Stand::around(GithubApi::start(TOKEN), TOKEN).await
+    }
+
+    /// A pipeline, GitHub as `github` starts it, and `secret` in the secret.
+    async fn around(github: impl Future<Output = GithubApi>, secret: &str) -> Stand {
+        let (pipeline, github) = tokio::join!(Pipeline::start(), github);
         let secret =
-            WebhookSecret::create(&pipeline.world.moto, "github-deployments-token", TOKEN).await;
+            WebhookSecret::create(&pipeline.world.moto, "github-deployments-token", secret).await;
         Stand {
             pipeline,
             github,
@@ -329,6 +335,7 @@ async fn an_outcome_reported_later_reaches_its_deployment_and_a_success_retires_
         environment_url: None,
         repository: None,
         build_arn: Some(PROMOTE_BUILD_ARN.into()),
+        app: None,
     };
     let github = Deployments::new(&config, Some(settings), Duration::from_secs(10));
     let report = async |tag: &str, state: State| {
@@ -402,4 +409,56 @@ async fn an_outcome_reported_later_reaches_its_deployment_and_a_success_retires_
     let told = stand.github.requests().await.len();
     report("v2.0.0", State::Success).await;
     assert_eq!(stand.github.requests().await.len(), told);
+}
+
+/// A GitHub App instead of a token: the secret holds the App's private key; the run signs a JWT with it, finds
+/// the App's installation on the repository, and takes an installation token limited to that repository and
+/// to writing deployments, which the deployment calls then carry. The stand-in checks the JWT's signature
+/// against the key, its issuer and its lifetime.
+#[tokio::test]
+async fn a_github_app_s_key_is_exchanged_for_an_installation_token_limited_to_deployments() {
+    const APP_ID: u64 = 1_234_567;
+    let pem = app_private_key();
+    let stand = Stand::around(GithubApi::start_for_app(TOKEN, APP_ID, &pem), &pem).await;
+    stand.pipeline.stage(COMMIT).await;
+
+    let mut command = stand.pipeline.promote_command();
+    command
+        .args(["--tag", RELEASE, "--commit", COMMIT])
+        .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY)
+        .env("PROMOTE_GITHUB_APP_ID", APP_ID.to_string())
+        .env("RUST_LOG", "debug");
+    let outcome = run(stand.reporting_to(&mut command, &stand.github.url())).await;
+
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let requests = stand.github.valid_requests().await;
+    let calls: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r["method"].as_str().unwrap(), path(r)))
+        .collect();
+    let id = marks(&stand.pipeline, RELEASE).await[0]["deployment_id"].clone();
+    assert_eq!(
+        calls,
+        [
+            format!("GET /repos/{GITHUB_REPOSITORY}/installation"),
+            "POST /app/installations/4242/access_tokens".to_owned(),
+            format!("POST /repos/{GITHUB_REPOSITORY}/deployments"),
+            format!("POST /repos/{GITHUB_REPOSITORY}/deployments/{id}/statuses"),
+        ]
+    );
+    assert_eq!(
+        requests[1]["body"],
+        json!({"repositories": ["shop"], "permissions": {"deployments": "write"}})
+    );
+    let key_line = pem.lines().nth(5).expect("a line of the key's body");
+    for text in [&outcome.stdout, &outcome.stderr] {
+        assert!(
+            !text.contains(TOKEN),
+            "the installation token is in the output:\n{text}"
+        );
+        assert!(
+            !text.contains(key_line),
+            "the App's key is in the output:\n{text}"
+        );
+    }
 }

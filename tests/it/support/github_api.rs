@@ -23,6 +23,16 @@ pub struct GithubApi {
 impl GithubApi {
     /// Starts the stand-in, which accepts `token` as the Bearer credential and no other.
     pub async fn start(token: &str) -> GithubApi {
+        GithubApi::start_with(token, None).await
+    }
+
+    /// As [`GithubApi::start`], and GitHub App `app` with private key `pem` (PKCS #1, as GitHub generates
+    /// it), whose installation token is `token`.
+    pub async fn start_for_app(token: &str, app: u64, pem: &str) -> GithubApi {
+        GithubApi::start_with(token, Some((app, pem))).await
+    }
+
+    async fn start_with(token: &str, app: Option<(u64, &str)>) -> GithubApi {
         let repo = env!("CARGO_MANIFEST_DIR");
         let description =
             format!("{repo}/.local/octokit-openapi/{OCTOKIT_OPENAPI_VERSION}/api.github.com.json");
@@ -35,6 +45,11 @@ impl GithubApi {
             .tempdir()
             .expect("create the stand-in's temp dir");
         let log = dir.path().join("standin.log");
+        let app = app.map(|(id, pem)| {
+            let key = dir.path().join("app.pem");
+            std::fs::write(&key, pem).expect("write the App's key");
+            (id.to_string(), key)
+        });
         let script = format!("{repo}/tests/it/support/github_standin.py");
         let token = token.to_owned();
         let command = |port: u16| {
@@ -49,10 +64,11 @@ impl GithubApi {
                     "--description",
                     &description,
                 ])
-                .args(["--token", &token])
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err);
+                .args(["--token", &token]);
+            if let Some((id, key)) = &app {
+                command.arg("--app-id").arg(id).arg("--app-key").arg(key);
+            }
+            command.stdin(Stdio::null()).stdout(out).stderr(err);
             command
         };
         let client = reqwest::Client::builder()
@@ -125,4 +141,23 @@ impl GithubApi {
             .error_for_status()
             .expect("the stand-in takes the answer");
     }
+}
+
+/// A fresh 2048-bit RSA private key in the PEM form GitHub hands an App's owner (`BEGIN RSA PRIVATE KEY`),
+/// made by the stand-in's Python.
+pub fn app_private_key() -> String {
+    let script = "from cryptography.hazmat.primitives.asymmetric import rsa\n\
+        from cryptography.hazmat.primitives import serialization as s\n\
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)\n\
+        print(key.private_bytes(s.Encoding.PEM, s.PrivateFormat.TraditionalOpenSSL, s.NoEncryption()).decode())";
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("run python3 (scripts/setup.sh world)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("a PEM key")
 }

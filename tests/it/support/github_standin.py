@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in for GitHub's REST API, for the integration tests of GitHub deployments.
 
-    python3 github_standin.py --port PORT --description api.github.com.json --token TOKEN
+    python3 github_standin.py --port PORT --description api.github.com.json --token TOKEN \
+        [--app-id ID --app-key KEY.pem]
 
 No GitHub server runs in the tests, and the real one cannot be called from them. This server answers as GitHub
 does (201 with a deployment or a deployment status shaped like the published examples, GitHub's error bodies
@@ -13,6 +14,10 @@ the test. It is stricter than GitHub in one way, on purpose: a body field the de
 problem too (GitHub ignores it silently, which would hide a misspelt field). Headers GitHub asks of API
 clients are checked as well: its media type, the API version, a User-Agent, and the Bearer token.
 
+With --app-id and --app-key it is also the GitHub App's side: the App's own calls (finding its installation,
+taking an installation token) must carry a JWT signed (RS256) with that key, issued by that App, living at most
+ten minutes, as GitHub requires; the installation token it hands out is TOKEN.
+
 Control (never GitHub paths, under /_standin/):
     GET  /_standin/requests       every request so far: method, path, body, problems
     POST /_standin/answer         {"status": 503} answers every GitHub request with that status from now on;
@@ -20,12 +25,16 @@ Control (never GitHub paths, under /_standin/):
 """
 
 import argparse
+import base64
 import copy
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from openapi_schema_validator import OAS30Validator
 
 API_VERSION = "2022-11-28"
@@ -49,21 +58,21 @@ def resolve(document, node, depth=0):
 
 
 class Operations:
-    """The POST operations of the description, matched by path template."""
+    """The GET and POST operations of the description, matched by method and path template."""
 
     def __init__(self, document):
         self.document = document
         self.routes = []
         for template, item in document["paths"].items():
-            if "post" not in item:
-                continue
-            pattern = "^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
-            self.routes.append((re.compile(pattern), template, item["post"]))
+            pattern = re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
+            for method in ("get", "post"):
+                if method in item:
+                    self.routes.append((method.upper(), pattern, template, item[method]))
 
-    def find(self, path):
-        for pattern, template, operation in self.routes:
+    def find(self, method, path):
+        for known, pattern, template, operation in self.routes:
             match = pattern.match(path)
-            if match:
+            if known == method and match:
                 return template, operation, match.groupdict()
         return None
 
@@ -90,11 +99,47 @@ class Operations:
         return problems
 
 
+def unpadded(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class App:
+    """The GitHub App: its id and public key, to check the JWTs its calls carry."""
+
+    INSTALLATION = 4242
+
+    def __init__(self, app_id, key_path):
+        self.id = app_id
+        with open(key_path, "rb") as f:
+            self.public = serialization.load_pem_private_key(f.read(), password=None).public_key()
+
+    def problems(self, authorization):
+        jwt = (authorization or "").removeprefix("Bearer ")
+        try:
+            header, claims, signature = jwt.split(".")
+            self.public.verify(unpadded(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            header, claims = json.loads(unpadded(header)), json.loads(unpadded(claims))
+        except Exception as error:
+            return [f"the App's JWT does not verify: {error!r}"]
+        problems = []
+        if header.get("alg") != "RS256":
+            problems.append(f"JWT alg is {header.get('alg')!r}")
+        if str(claims.get("iss")) != str(self.id):
+            problems.append(f"JWT iss is {claims.get('iss')!r}, not the App's id {self.id}")
+        now = time.time()
+        if not (claims.get("iat", now + 1) <= now < claims.get("exp", 0)):
+            problems.append(f"JWT is not valid now: {claims}")
+        if claims.get("exp", 0) - claims.get("iat", 0) > 600:
+            problems.append("JWT lives longer than ten minutes")
+        return problems
+
+
 class State:
-    def __init__(self, document, token):
+    def __init__(self, document, token, app):
         self.operations = Operations(document)
         self.examples = document["components"]["examples"]
         self.token = token
+        self.app = app
         self.lock = threading.Lock()
         self.requests = []
         self.answer = None
@@ -122,10 +167,10 @@ def handler(state):
             return self.rfile.read(length) if length else b""
 
         def do_GET(self):
-            if self.path == "/_standin/requests":
-                with state.lock:
+            with state.lock:
+                if self.path == "/_standin/requests":
                     return self.reply(200, state.requests)
-            self.reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+                self.github("GET", b"")
 
         def do_POST(self):
             raw = self.read_body()
@@ -134,16 +179,25 @@ def handler(state):
                     state.answer = json.loads(raw)["status"]
                 return self.reply(200, {})
             with state.lock:
-                self.github(raw)
+                self.github("POST", raw)
 
-        def github(self, raw):
+        def github(self, method, raw):
             problems = []
             try:
                 body = json.loads(raw) if raw else None
             except ValueError as error:
                 body, problems = raw.decode(errors="replace"), [f"the body is not JSON: {error}"]
-            record = {"method": "POST", "path": self.path, "body": body, "problems": problems,
-                      "authorized": self.headers.get("Authorization") == f"Bearer {state.token}"}
+            path = self.path.split("?")[0]
+            # The App's own calls carry its JWT; every other call the token.
+            as_app = path.startswith("/app/") or path.endswith("/installation")
+            authorization = self.headers.get("Authorization")
+            if as_app:
+                authorized = state.app is not None and not state.app.problems(authorization)
+                problems += state.app.problems(authorization) if state.app else ["no App configured"]
+            else:
+                authorized = authorization == f"Bearer {state.token}"
+            record = {"method": method, "path": self.path, "body": body, "problems": problems,
+                      "authorized": authorized}
             state.requests.append(record)
             if self.headers.get("Accept") != MEDIA_TYPE:
                 problems.append(f"Accept is {self.headers.get('Accept')!r}, not {MEDIA_TYPE}")
@@ -156,7 +210,7 @@ def handler(state):
                 return self.reply(state.answer, {"message": "Server Error" if state.answer >= 500 else "Refused"})
             if not record["authorized"]:
                 return self.reply(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
-            found = state.operations.find(self.path.split("?")[0])
+            found = state.operations.find(method, path)
             if found is None:
                 problems.append("no such path in GitHub's description")
                 return self.reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
@@ -167,6 +221,16 @@ def handler(state):
             if problems:
                 return self.reply(422, {"message": "Validation Failed", "errors": problems,
                                         "documentation_url": "https://docs.github.com/rest"})
+            if template == "/repos/{owner}/{repo}/installation":
+                answer = copy.deepcopy(state.examples["installation"]["value"])
+                answer["id"] = App.INSTALLATION
+                return self.reply(200, answer)
+            if template == "/app/installations/{installation_id}/access_tokens":
+                if int(params["installation_id"]) != App.INSTALLATION:
+                    return self.reply(404, {"message": "Not Found"})
+                answer = copy.deepcopy(state.examples["installation-token"]["value"])
+                answer.update({"token": state.token, "permissions": (body or {}).get("permissions", {})})
+                return self.reply(201, answer)
             if template == "/repos/{owner}/{repo}/deployments":
                 return self.reply(201, self.deployment(params, body))
             if template == "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses":
@@ -214,10 +278,13 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--description", required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--app-id")
+    parser.add_argument("--app-key")
     args = parser.parse_args()
     with open(args.description) as f:
         document = json.load(f)
-    ThreadingHTTPServer(("127.0.0.1", args.port), handler(State(document, args.token))).serve_forever()
+    app = App(args.app_id, args.app_key) if args.app_id else None
+    ThreadingHTTPServer(("127.0.0.1", args.port), handler(State(document, args.token, app))).serve_forever()
 
 
 if __name__ == "__main__":
