@@ -11,74 +11,33 @@
 //! `auto_inactive` is sent `false` on every status: GitHub applies it only to non-production environments, and
 //! a production deployment is what this makes, so ecr-promote marks the superseded deployment `inactive`
 //! itself when a newer one succeeds — the same whatever the environment is called.
+//!
+//! Rooms: `deployment` (what GitHub is told, decided from the deploy and the settings), `client` (the REST
+//! calls), `app` (a GitHub App's JWT), `console` (the build's log page); here, when it is told and what the
+//! ledger keeps of it.
 
 pub mod app;
 pub mod client;
 pub mod console;
+mod deployment;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::intake::Secret;
 use crate::intake::secrets::{Holding, Secrets};
-use crate::ledger::{Deploy, DeployKind, GithubMark, Ledger, Record};
+use crate::ledger::{Deploy, GithubMark, Ledger, Record};
 pub use app::App;
 use client::{Client, Refused};
+pub use deployment::{Shipped, State};
 
 pub const TOKEN_SECRET: Holding = Holding {
     setting: "PROMOTE_GITHUB_TOKEN_SECRET_ARN",
     what: "the GitHub token (or the GitHub App's private key)",
 };
-
-/// The deployment statuses ecr-promote posts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
-    /// The deploy files are written: ECS deploys the release next.
-    InProgress,
-    /// The release runs in production.
-    Success,
-    /// The deploy failed or was rolled back.
-    Failure,
-    /// A later deploy replaced this one.
-    Inactive,
-}
-
-impl State {
-    /// GitHub's word for the state.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::InProgress => "in_progress",
-            State::Success => "success",
-            State::Failure => "failure",
-            State::Inactive => "inactive",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<State> {
-        [
-            State::InProgress,
-            State::Success,
-            State::Failure,
-            State::Inactive,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == text)
-    }
-
-    /// The status's description (GitHub keeps at most 140 characters).
-    fn description(self, tag: &str) -> String {
-        let text = match self {
-            State::InProgress => format!("Deploying {tag} to production"),
-            State::Success => format!("{tag} runs in production"),
-            State::Failure => format!("{tag} failed in production"),
-            State::Inactive => format!("{tag} was replaced by a later deploy"),
-        };
-        text.chars().take(140).collect()
-    }
-}
 
 /// Where and how deployments are reported.
 #[derive(Clone, Debug)]
@@ -97,32 +56,6 @@ pub struct Settings {
     pub build_arn: Option<String>,
     /// A GitHub App instead of a token: the secret then holds the App's private key.
     pub app: Option<App>,
-}
-
-/// What was deployed, as a GitHub deployment describes it.
-#[derive(Clone, Debug)]
-pub struct Shipped {
-    pub tag: String,
-    pub commit: String,
-    /// Each image as `(production image, digest)`.
-    pub images: Vec<(String, String)>,
-    pub kind: DeployKind,
-}
-
-impl Shipped {
-    /// A deploy of a recorded release.
-    pub fn of(record: &Record, deploy: &Deploy) -> Shipped {
-        Shipped {
-            tag: record.tag_name.clone(),
-            commit: record.commit.clone(),
-            images: record
-                .images
-                .iter()
-                .map(|image| (image.target_image.clone(), image.digest.to_string()))
-                .collect(),
-            kind: deploy.kind,
-        }
-    }
 }
 
 /// Reports deploys to GitHub, or, off, does nothing and makes no call.
@@ -342,85 +275,29 @@ impl On {
             Some(id) => id,
             None => {
                 let id = client
-                    .create_deployment(&mark.repository, &self.deployment(shipped))
+                    .create_deployment(
+                        &mark.repository,
+                        &deployment::deployment(&self.settings, shipped),
+                    )
                     .await?;
                 mark.deployment_id = Some(id);
                 id
             }
         };
         client
-            .create_status(&mark.repository, id, &self.status(&shipped.tag, state))
+            .create_status(
+                &mark.repository,
+                id,
+                &deployment::status(&self.settings, &shipped.tag, state),
+            )
             .await
             .map_err(|Refused(reason)| anyhow::anyhow!("deployment {id}: {reason}"))?;
         Ok(id)
-    }
-
-    /// The deployment: of the release's commit (a tag's ref could be moved; the commit is what was built),
-    /// never merged into, with no commit status required (the release was published: that is the approval).
-    fn deployment(&self, shipped: &Shipped) -> Value {
-        json!({
-            "ref": shipped.commit,
-            "task": "deploy",
-            "auto_merge": false,
-            "required_contexts": [],
-            "environment": self.settings.environment,
-            "production_environment": true,
-            "description": format!("ecr-promote {} of release {}", shipped.kind.as_str(), shipped.tag),
-            "payload": {
-                "tag": shipped.tag,
-                "images": shipped.images.iter().map(|(image, digest)| json!({"image": image, "digest": digest})).collect::<Vec<_>>(),
-            },
-        })
-    }
-
-    fn status(&self, tag: &str, state: State) -> Value {
-        let mut status = json!({
-            "state": state.as_str(),
-            "description": state.description(tag),
-            "auto_inactive": false,
-        });
-        if let Some(url) = self
-            .settings
-            .build_arn
-            .as_deref()
-            .and_then(console::build_url)
-        {
-            status["log_url"] = url.into();
-        }
-        if let Some(url) = &self.settings.environment_url {
-            status["environment_url"] = url.clone().into();
-        }
-        status
     }
 
     async fn record(&self, ledger: &Ledger, tag: &str, sequence: u64, mark: &GithubMark) {
         if let Err(error) = ledger.mark_github(tag, sequence, mark).await {
             tracing::warn!(release = %tag, sequence, error = format!("{error:#}"), "cannot record what GitHub was told; it may be told again");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn states_read_back_as_written() {
-        for state in [
-            State::InProgress,
-            State::Success,
-            State::Failure,
-            State::Inactive,
-        ] {
-            assert_eq!(State::parse(state.as_str()), Some(state));
-        }
-        assert_eq!(State::parse("queued"), None);
-        assert!(
-            State::Inactive
-                .description(&"v".repeat(200))
-                .chars()
-                .count()
-                <= 140
-        );
     }
 }
