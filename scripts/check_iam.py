@@ -95,7 +95,10 @@ PLATFORM = {
     "PipelineArtifactBucket": "CodeBuild checks the artifact bucket",
     "CloneThroughConnection": "CodeBuild clones the source (CODEBUILD_CLONE_REF) and git fetches through the connection",
     "DecryptThroughServices": "SQS, Secrets Manager and DynamoDB decrypt with KmsKeyArn for the calls above",
+    "DecryptGithubToken": "Secrets Manager decrypts the GitHub token's secret with GithubTokenKmsKeyArn",
 }
+# Where the GitHub deployments read their token: the Secrets Manager reader they share with the webhook secret.
+GITHUB_TOKEN_SOURCES = ["src/github", "src/intake/secrets.rs"]
 
 # Webhook role statements that serve Lambda, not the function's own calls.
 WEBHOOK_PLATFORM = {
@@ -264,7 +267,7 @@ def check_build_role(calls: set, registry: dict) -> dict:
     for with_role in (False, True):
         role = resource(template, "deploy/production.yml", "BuildRole",
                         {"HasSourceRole": with_role, "HasKmsKey": True, "StagingInThisRegion": True,
-                         "HasEventBus": True})
+                         "HasEventBus": True, "HasGithubToken": True, "HasGithubTokenKey": True})
         code_statements = {sid: a for sid, a in statements(role).items() if sid not in PLATFORM}
         what = f"deploy/production.yml BuildRole ({'with' if with_role else 'without'} SourceRoleArn)"
         fix = f"change the role's statements (and {PERMISSIONS}, \"The build role\") or the code"
@@ -278,6 +281,39 @@ def check_build_role(calls: set, registry: dict) -> dict:
                     registry["source"], fix)
             shown = code_statements
     return shown
+
+
+def check_github_token_grant():
+    """The build role may read the GitHub token's secret exactly when GithubTokenSecretArn is given, with the
+    actions the token's reader calls, on that secret alone; and decrypt it with GithubTokenKmsKeyArn only when
+    that is given too."""
+    needed = sdk_calls(rust_files(GITHUB_TOKEN_SOURCES))
+    if "secretsmanager:GetSecretValue" not in needed:
+        raise CheckFailed(f"{GITHUB_TOKEN_SOURCES} no longer read a secret: drop the GithubToken statement")
+    template = load("deploy/production.yml")
+    for token, key in ((False, False), (True, False), (True, True)):
+        role = resource(template, "deploy/production.yml", "BuildRole",
+                        {"HasSourceRole": False, "HasKmsKey": False, "StagingInThisRegion": True,
+                         "HasEventBus": False, "HasGithubToken": token, "HasGithubTokenKey": key})
+        what = (f"deploy/production.yml BuildRole ({'with' if token else 'without'} GithubTokenSecretArn, "
+                f"{'with' if key else 'without'} GithubTokenKmsKeyArn)")
+        found = {s["Sid"]: s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]}
+        grant, decrypt = found.get("GithubToken"), found.get("DecryptGithubToken")
+        if not token:
+            if grant or decrypt or "GithubTokenSecretArn" in json.dumps(role):
+                raise CheckFailed(f"{what}: grants on the token's secret while GitHub deployments are off")
+            continue
+        if not grant or grant.get("Resource") != {"Ref": "GithubTokenSecretArn"}:
+            raise CheckFailed(f"{what}: no statement GithubToken on {{Ref: GithubTokenSecretArn}}")
+        actions = grant["Action"]
+        compare(f"{what}, statement GithubToken", set([actions] if isinstance(actions, str) else actions),
+                {"secretsmanager:GetSecretValue"}, "change the statement or the token's reader",
+                needed_by=f"the code in {', '.join(GITHUB_TOKEN_SOURCES)}")
+        if key != bool(decrypt):
+            raise CheckFailed(f"{what}: DecryptGithubToken must be there exactly when the key is given")
+        if decrypt and (decrypt["Resource"] != {"Ref": "GithubTokenKmsKeyArn"} or "Condition" not in decrypt):
+            raise CheckFailed(f"{what}: DecryptGithubToken must be on {{Ref: GithubTokenKmsKeyArn}}, through "
+                              "Secrets Manager only")
 
 
 def check_webhook_role() -> set:
@@ -355,6 +391,7 @@ def check() -> str:
     registry = registry_calls(files)
     registry["source"] |= sdk_calls(rust_files(SOURCE_SDK_SOURCES))
     check_documented_build_role(check_build_role(calls, registry))
+    check_github_token_grant()
     check_staging_side(registry)
     operator = sdk_calls(rust_files(OPERATOR_SOURCES))
     check_operator_policy(operator)

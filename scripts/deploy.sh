@@ -9,7 +9,8 @@
 #     [--set Parameter=value ...] [--prebuilt DIR]
 #
 # --set passes one more parameter to the production stack (repeatable): any of deploy/production.yml's
-# settings, e.g. --set GateVulnerabilities=HIGH --set EventBusName=default --set PinDigest=true.
+# settings, e.g. --set GateVulnerabilities=HIGH --set EventBusName=default --set PinDigest=true, or
+# --set GithubTokenSecretArn=arn:aws:secretsmanager:…:secret:github-token-AbCdEf to show deploys on GitHub.
 # It checks every prerequisite first and, if one is missing, names each and creates nothing. --prebuilt takes
 # the ecr-promote binary and the webhook's bootstrap.zip from DIR instead of building them with
 # scripts/webhook-zip.sh (binaries built elsewhere, or by the test that deploys into moto).

@@ -4,7 +4,9 @@
 #
 #   scripts/setup.sh world   the local world the tests and the demo start: CNCF Distribution (Debian's
 #                            docker-registry), moto_server and the Lambda Runtime API emulator (cargo-lambda,
-#                            without zig: it only serves) in the virtualenv .local/venv
+#                            without zig: it only serves) in the virtualenv .local/venv, and GitHub's REST API
+#                            description (npm @octokit/openapi) with the validator the GitHub stand-in of the
+#                            tests checks every request with (tests/it/support/github_standin.py)
 #   scripts/setup.sh lint    the linters scripts/lint.sh runs: cfn-lint in .local/venv, checkov
 #                            in a virtualenv of its own (.local/checkov: its pins would fight moto's)
 #   scripts/setup.sh zip     what scripts/webhook-zip.sh builds the Lambda zip with: cargo-lambda with zig
@@ -25,6 +27,10 @@ CFN_LINT_VERSION="1.58.0"
 CARGO_LAMBDA_VERSION="1.9.2"
 CHECKOV_VERSION="3.3.30"
 AWSCLI_VERSION="1.46.3"
+# GitHub's published REST description; the tarball's integrity as the npm registry states it.
+OCTOKIT_OPENAPI_VERSION="23.0.2"
+OCTOKIT_OPENAPI_INTEGRITY="sha512-pV8M7L9GY23AybNvTmo2nyjmpmnt6+2sRE/tqr0ZLQcPS4lnw7u5eZGNmwRNkBC3D7gZXbFx5AHzLUVRBXGDhg=="
+OPENAPI_SCHEMA_VALIDATOR_VERSION="0.9.0"
 VENV="$REPO/.local/venv"
 CHECKOV_VENV="$REPO/.local/checkov"
 AWSCLI_VENV="$REPO/.local/awscli"
@@ -72,6 +78,37 @@ if wants world; then
     else
         pip_install "$VENV" "moto[server]==$MOTO_VERSION"
         echo "installed: moto[server]==$MOTO_VERSION in $VENV"
+    fi
+fi
+
+if wants world; then
+    if [[ "$(installed openapi-schema-validator)" == "$OPENAPI_SCHEMA_VALIDATOR_VERSION" ]]; then
+        echo "present: openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION in $VENV"
+    else
+        pip_install "$VENV" "openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION"
+        echo "installed: openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION in $VENV"
+    fi
+    # Only the description of api.github.com is kept (13 MB of the package's 29 MB tarball); no Node needed.
+    description="$REPO/.local/octokit-openapi/$OCTOKIT_OPENAPI_VERSION/api.github.com.json"
+    if [[ -s "$description" ]]; then
+        echo "present: @octokit/openapi@$OCTOKIT_OPENAPI_VERSION in ${description%/*}"
+    else
+        "$VENV/bin/python" - "$OCTOKIT_OPENAPI_VERSION" "$OCTOKIT_OPENAPI_INTEGRITY" "$description" <<'PY'
+import base64, hashlib, io, os, sys, tarfile, urllib.request
+version, integrity, out = sys.argv[1:]
+url = f"https://registry.npmjs.org/@octokit/openapi/-/openapi-{version}.tgz"
+data = urllib.request.urlopen(url, timeout=300).read()
+digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+if digest != integrity:
+    sys.exit(f"{url}: integrity {digest}, expected {integrity}")
+with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    member = tar.extractfile("package/generated/api.github.com.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".part", "wb") as f:
+        f.write(member.read())
+os.replace(out + ".part", out)
+PY
+        echo "installed: @octokit/openapi@$OCTOKIT_OPENAPI_VERSION in ${description%/*}"
     fi
 fi
 

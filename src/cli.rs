@@ -308,6 +308,9 @@ pub struct PromotionArgs {
     pub events: EventArgs,
 
     #[command(flatten)]
+    pub github: GithubArgs,
+
+    #[command(flatten)]
     pub transfer: TransferArgs,
 
     #[command(flatten)]
@@ -327,6 +330,110 @@ impl EventArgs {
     /// The EventBridge bus events go to, if any.
     pub fn bus(&self) -> Option<String> {
         given(&self.event_bus)
+    }
+}
+
+/// GitHub deployments (docs/github.md): off until a token's secret is named.
+#[derive(Debug, Args)]
+pub struct GithubArgs {
+    /// Show each deploy on GitHub as a deployment of the release's commit, with its statuses: the Secrets
+    /// Manager secret (ARN or name) holding a fine-grained token with "Deployments: read and write" on the
+    /// repository (or, with PROMOTE_GITHUB_APP_ID, the App's private key). Off when unset, empty, "-" or "off". GitHub unreachable or refusing never fails a command:
+    /// it is logged and told on the next report.
+    #[arg(long, env = "PROMOTE_GITHUB_TOKEN_SECRET_ARN")]
+    pub github_token_secret_arn: Option<String>,
+
+    /// GitHub's REST API: https://api.github.com, or a GitHub Enterprise Server's https://HOST/api/v3.
+    #[arg(long, env = "PROMOTE_GITHUB_API_URL", default_value = "https://api.github.com", value_parser = clap::value_parser!(url::Url))]
+    pub github_api_url: url::Url,
+
+    /// The GitHub environment deployments are made in; always marked a production environment.
+    #[arg(long, env = "PROMOTE_GITHUB_ENVIRONMENT", default_value = "production")]
+    pub github_environment: String,
+
+    /// The address GitHub shows for the environment (e.g. https://shop.example.com); none when unset.
+    #[arg(long, env = "PROMOTE_GITHUB_ENVIRONMENT_URL")]
+    pub github_environment_url: Option<String>,
+
+    /// owner/name of the repository, for releases that do not come from a GitHub webhook (promote --tag,
+    /// pipeline variables, CodeBuild tag webhooks); a webhook's release names its own.
+    #[arg(long, env = "PROMOTE_GITHUB_REPOSITORY")]
+    pub github_repository: Option<String>,
+
+    /// Report as this GitHub App (its App ID) instead of with a token: the secret then holds the App's
+    /// private key (the .pem GitHub generated), and each run takes an installation token limited to the
+    /// repository and to writing deployments. "-", empty or "off": a token.
+    #[arg(long, env = "PROMOTE_GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+
+    /// The App's installation on the repository's account; asked of GitHub when unset.
+    #[arg(long, env = "PROMOTE_GITHUB_APP_INSTALLATION_ID")]
+    pub github_app_installation_id: Option<String>,
+}
+
+impl GithubArgs {
+    /// The GitHub deployments' settings, checked; `None` when off. `build_arn`: the build whose console page
+    /// the statuses link to.
+    pub fn settings(
+        &self,
+        build_arn: Option<String>,
+    ) -> Result<Option<crate::github::Settings>, Usage> {
+        let Some(token_secret_arn) = given(&self.github_token_secret_arn) else {
+            return Ok(None);
+        };
+        let environment = self.github_environment.trim();
+        if environment.is_empty() {
+            return Err(Usage(
+                "PROMOTE_GITHUB_ENVIRONMENT is empty: name the GitHub environment deployments go to, e.g.                  production"
+                    .into(),
+            ));
+        }
+        let repository = given(&self.github_repository);
+        if let Some(repository) = &repository
+            && !matches!(repository.split('/').collect::<Vec<_>>()[..], [owner, name] if !owner.is_empty() && !name.is_empty())
+        {
+            return Err(Usage(format!(
+                "PROMOTE_GITHUB_REPOSITORY is {repository:?}, not owner/name (e.g. acme/shop)"
+            )));
+        }
+        let number = |value: &Option<String>, variable: &str| {
+            given(value)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        Usage(format!(
+                            "{variable} is {v:?}, not a number: GitHub shows it on the App's page"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let installation_id = number(
+            &self.github_app_installation_id,
+            "PROMOTE_GITHUB_APP_INSTALLATION_ID",
+        )?;
+        let app = match number(&self.github_app_id, "PROMOTE_GITHUB_APP_ID")? {
+            Some(id) => Some(crate::github::App {
+                id,
+                installation_id,
+            }),
+            None if installation_id.is_some() => {
+                return Err(Usage(
+                    "PROMOTE_GITHUB_APP_INSTALLATION_ID is set but PROMOTE_GITHUB_APP_ID is not: set the App's \
+                     ID too, or drop the installation"
+                        .into(),
+                ));
+            }
+            None => None,
+        };
+        Ok(Some(crate::github::Settings {
+            app,
+            token_secret_arn,
+            api_url: self.github_api_url.clone(),
+            environment: environment.to_owned(),
+            environment_url: given(&self.github_environment_url),
+            repository,
+            build_arn,
+        }))
     }
 }
 

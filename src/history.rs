@@ -121,6 +121,7 @@ pub fn release(record: &Record) -> String {
     line("author", record.author.as_deref().unwrap_or("-"));
     line("prerelease", if record.prerelease { "yes" } else { "no" });
     line("html_url", record.html_url.as_deref().unwrap_or("-"));
+    line("repository", record.repository.as_deref().unwrap_or("-"));
     line("build", record.build_arn.as_deref().unwrap_or("-"));
     for gate in &record.gates {
         line("gate", &gate.summary());
@@ -138,8 +139,27 @@ pub fn release(record: &Record) -> String {
             deploy.initiator.as_deref().unwrap_or("-"),
             deploy.build_arn.as_deref().unwrap_or("-")
         );
+        if let Some(github) = &deploy.github {
+            let _ = writeln!(out, "    github  {}", github_line(github));
+        }
     }
     out
+}
+
+/// What GitHub was told of a deploy, and what it is still owed.
+fn github_line(mark: &crate::ledger::GithubMark) -> String {
+    let deployment = match mark.deployment_id {
+        Some(id) => format!("deployment {id} in {}", mark.repository),
+        None => format!("no deployment yet in {}", mark.repository),
+    };
+    let owed = match &mark.owed {
+        Some(state) => format!(" (owed: {state})"),
+        None => String::new(),
+    };
+    format!(
+        "{deployment}: {}{owed}",
+        mark.posted.as_deref().unwrap_or("nothing told")
+    )
 }
 
 #[cfg(test)]
@@ -157,6 +177,7 @@ mod tests {
                 kind: DeployKind::Redeploy,
                 build_arn: None,
                 initiator: Some("alice".into()),
+                github: None,
             })
             .into_iter()
             .collect();
@@ -220,6 +241,16 @@ mod tests {
             "{out}"
         );
         assert!(release(&record("v1", None)).contains("none recorded"));
+    }
+
+    #[test]
+    fn a_deploy_shows_what_github_was_told_and_is_owed() {
+        let shown = release(&crate::ledger::full());
+        assert!(
+            shown.contains("    github  deployment 42 in o/r: in_progress (owed: success)"),
+            "{shown}"
+        );
+        assert!(shown.contains("repository     o/r"), "{shown}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod deploy_files;
 pub mod events;
 pub mod exit;
 pub mod gates;
+pub mod github;
 pub mod history;
 pub mod intake;
 pub mod ledger;

@@ -7,6 +7,7 @@ use anyhow::Result;
 use crate::cli::{GateArgs, PromoteArgs, PromotionArgs, RunArgs, list, required_text};
 use crate::events::Publisher;
 use crate::gates::{GateSettings, Gatekeeper};
+use crate::github::Deployments;
 use crate::intake::{self, Named, Policy, Queue, Release};
 use crate::ledger::Ledger;
 use crate::promote::run::{self, RunSettings};
@@ -21,6 +22,7 @@ struct Parts {
     ledger: Ledger,
     gatekeeper: Gatekeeper,
     events: Publisher,
+    github: Deployments,
 }
 
 impl Parts {
@@ -36,12 +38,18 @@ impl Parts {
         let ledger = Ledger::new(&aws.config, table);
         let gatekeeper = Gatekeeper::new(gates, &aws);
         let events = Publisher::new(&aws.config, args.events.bus(), args.build_arn.clone());
+        let github = Deployments::new(
+            &aws.config,
+            args.github.settings(args.build_arn.clone())?,
+            stall,
+        );
         Ok(Parts {
             aws,
             connector,
             ledger,
             gatekeeper,
             events,
+            github,
         })
     }
 
@@ -52,6 +60,7 @@ impl Parts {
             &self.ledger,
             &self.gatekeeper,
             &self.events,
+            &self.github,
         )
         .await
     }

@@ -30,6 +30,10 @@ pub struct Release {
     pub published_at: Option<Timestamp>,
     #[serde(default, deserialize_with = "login")]
     pub author: Option<String>,
+    /// `owner/name` of the repository released: the payload's `repository.full_name`, beside the release
+    /// object. Where GitHub deployments are reported.
+    #[serde(skip)]
+    pub repository: Option<String>,
 }
 
 /// How releases are ordered, oldest first: publication instant, then GitHub's release id (ties in the same
@@ -62,6 +66,7 @@ impl Release {
             created_at: None,
             published_at: None,
             author: None,
+            repository: None,
         }
     }
 
@@ -130,8 +135,12 @@ pub fn interpret(delivery: &Delivery) -> Result<Event, String> {
             return Err("not a GitHub release event: no release object and no tag_name".into());
         }
     };
-    let release: Release = serde_json::from_value(release.clone())
+    let mut release: Release = serde_json::from_value(release.clone())
         .map_err(|e| format!("the release object is incomplete: {e}"))?;
+    release.repository = payload
+        .pointer("/repository/full_name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if release.tag_name.trim().is_empty() {
         return Err("the release has an empty tag_name".into());
     }
@@ -165,6 +174,7 @@ mod tests {
         assert_eq!(release.tag_name, "v1.2.0");
         assert_eq!(release.target_commitish, "master");
         assert_eq!(release.author.as_deref(), Some("octocat"));
+        assert_eq!(release.repository.as_deref(), Some("o/r"));
         assert!(release.prerelease);
         assert_eq!(
             release.published_at.map(|t| t.to_string()).as_deref(),

@@ -334,6 +334,7 @@ mod tests {
             created_at: None,
             published_at: published.map(|p| p.parse().unwrap()),
             author: None,
+            repository: None,
         };
         let pending = |id, sent_at, tag, published| Pending {
             message: message(id, sent_at),

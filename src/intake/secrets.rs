@@ -1,5 +1,6 @@
-//! The webhook secret: given as a value, or read from Secrets Manager — by `run` once, by the webhook
-//! function cached across invocations.
+//! Secrets read from Secrets Manager by ARN. The webhook secret: given as a value, or read from Secrets Manager —
+//! by `run` once, by the webhook function cached across invocations. The GitHub token that reports deployments
+//! (PROMOTE_GITHUB_TOKEN_SECRET_ARN) is read the same way, its current value only.
 //!
 //! Both the `AWSCURRENT` value and, while it exists, the `AWSPREVIOUS` one are kept, so that a rotation
 //! drops no delivery: GitHub signs with the old value until someone pastes the new one into the hook.
@@ -34,12 +35,27 @@ impl SecretSource {
         Ok(match self {
             SecretSource::Unsigned => Vec::new(),
             SecretSource::Value(secret) => vec![secret],
-            SecretSource::SecretsManager(arn) => {
-                Secrets::new(config, &arn).values().await?.to_vec()
-            }
+            SecretSource::SecretsManager(arn) => Secrets::new(config, &arn, WEBHOOK_SECRET)
+                .values()
+                .await?
+                .to_vec(),
         })
     }
 }
+
+/// What a secret holds and which setting names it: the words of every message about it.
+#[derive(Clone, Copy, Debug)]
+pub struct Holding {
+    /// The setting that names the secret, e.g. `PROMOTE_WEBHOOK_SECRET_ARN`.
+    pub setting: &'static str,
+    /// What the secret's value is, e.g. `the GitHub webhook secret`.
+    pub what: &'static str,
+}
+
+pub const WEBHOOK_SECRET: Holding = Holding {
+    setting: "PROMOTE_WEBHOOK_SECRET_ARN",
+    what: "the GitHub webhook secret",
+};
 
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 pub const RECHECK_AFTER: Duration = Duration::from_secs(1);
@@ -47,6 +63,7 @@ pub const RECHECK_AFTER: Duration = Duration::from_secs(1);
 pub struct Secrets {
     client: aws_sdk_secretsmanager::Client,
     arn: String,
+    holding: Holding,
     cache: Mutex<Option<Cached>>,
 }
 
@@ -57,12 +74,28 @@ struct Cached {
 }
 
 impl Secrets {
-    pub fn new(config: &aws_config::SdkConfig, arn: &str) -> Secrets {
+    pub fn new(config: &aws_config::SdkConfig, arn: &str, holding: Holding) -> Secrets {
         Secrets {
             client: aws_sdk_secretsmanager::Client::new(config),
             arn: arn.to_owned(),
+            holding,
             cache: Mutex::new(None),
         }
+    }
+
+    /// The `AWSCURRENT` value alone, read now: for a credential sent to a service, where only the current value
+    /// works.
+    pub async fn current(&self) -> anyhow::Result<Secret> {
+        self.stage("AWSCURRENT")
+            .await?
+            .with_context(|| self.no_current_value())
+    }
+
+    fn no_current_value(&self) -> String {
+        format!(
+            "the secret {} has no AWSCURRENT value ({}): put {} in it",
+            self.arn, self.holding.setting, self.holding.what
+        )
     }
 
     /// The values to check a signature against: cached, unless older than [`MAX_AGE`].
@@ -101,12 +134,7 @@ impl Secrets {
             }
         }
         let (current, previous) = tokio::join!(self.stage("AWSCURRENT"), self.stage("AWSPREVIOUS"));
-        let current = current?.with_context(|| {
-            format!(
-                "the secret {} has no AWSCURRENT value (PROMOTE_WEBHOOK_SECRET_ARN): put the GitHub webhook secret in it",
-                self.arn
-            )
-        })?;
+        let current = current?.with_context(|| self.no_current_value())?;
         let values = Arc::new(
             std::iter::once(current)
                 .chain(previous?)
@@ -144,16 +172,16 @@ impl Secrets {
             Err(error) => {
                 return Err(crate::aws::sdk_error(error)).with_context(|| {
                     format!(
-                        "cannot read the webhook secret {} ({stage}; PROMOTE_WEBHOOK_SECRET_ARN)",
-                        self.arn
+                        "cannot read {} from secret {} ({stage}; {})",
+                        self.holding.what, self.arn, self.holding.setting
                     )
                 });
             }
         };
         let text = value.secret_string().with_context(|| {
             format!(
-                "the secret {} ({stage}) holds binary data: store the GitHub webhook secret as its string",
-                self.arn
+                "the secret {} ({stage}) holds binary data: store {} as its string",
+                self.arn, self.holding.what
             )
         })?;
         Ok(Some(Secret::new(

@@ -29,6 +29,11 @@ impl Secret {
         }
     }
 
+    /// The value itself, for the one place it is sent (a request's Authorization header). Never log it.
+    pub fn reveal(&self) -> &str {
+        &self.value
+    }
+
     /// "<source> starts with " "" and the like, when the value has whitespace around it.
     fn whitespace(&self) -> Option<String> {
         let leading = &self.value[..self.value.len() - self.value.trim_start().len()];

@@ -67,3 +67,47 @@ impl Ledger {
         Ok(deploy)
     }
 }
+
+impl Ledger {
+    /// Records what GitHub was told of deploy `sequence` of release `tag`, replacing what was recorded before.
+    pub async fn mark_github(
+        &self,
+        tag: &str,
+        sequence: u64,
+        mark: &super::GithubMark,
+    ) -> Result<()> {
+        let context = || {
+            self.context(
+                &format!("recording GitHub's deployment of release {tag}"),
+                "dynamodb:UpdateItem",
+            )
+        };
+        let record = self.recorded(tag).await.with_context(context)?;
+        let index = record
+            .deploys
+            .iter()
+            .position(|d| d.sequence == Some(sequence))
+            .with_context(|| format!("release {tag} has no deploy numbered {sequence}"))
+            .with_context(context)?;
+        let mut update = Update::default();
+        let (deploys, github, numbered) = (
+            update.name("deploys"),
+            update.name("github"),
+            update.name("sequence"),
+        );
+        let value = update.value("github", super::item::github_item(mark));
+        let expected = update.value("sequence", AttributeValue::N(sequence.to_string()));
+        update
+            .sets
+            .push(format!("{deploys}[{index}].{github} = {value}"));
+        // The deploy at that place is still the one read: deploys are only ever appended.
+        self.update(
+            tag,
+            update,
+            format!("{deploys}[{index}].{numbered} = {expected}"),
+        )
+        .await
+        .map_err(crate::aws::sdk_error)
+        .with_context(context)
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::record::{Deploy, DeployKind, Image, Record, ReleaseState};
+use super::record::{Deploy, DeployKind, GithubMark, Image, Record, ReleaseState};
 use crate::timestamp::Timestamp;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -46,7 +46,32 @@ pub(super) fn deploy_item(deploy: &Deploy) -> AttributeValue {
     }
     optional(&mut item, "build_arn", deploy.build_arn.as_ref());
     optional(&mut item, "initiator", deploy.initiator.as_ref());
+    if let Some(github) = &deploy.github {
+        item.insert("github".to_owned(), github_item(github));
+    }
     AttributeValue::M(item)
+}
+
+pub(super) fn github_item(mark: &GithubMark) -> AttributeValue {
+    let mut item = HashMap::from([("repository".to_owned(), string(&mark.repository))]);
+    if let Some(id) = mark.deployment_id {
+        item.insert(
+            "deployment_id".to_owned(),
+            AttributeValue::N(id.to_string()),
+        );
+    }
+    optional(&mut item, "posted", mark.posted.as_ref());
+    optional(&mut item, "owed", mark.owed.as_ref());
+    AttributeValue::M(item)
+}
+
+fn github_of(fields: &Fields) -> Result<GithubMark, String> {
+    Ok(GithubMark {
+        repository: fields.required("repository")?.to_owned(),
+        deployment_id: fields.number("deployment_id")?,
+        posted: fields.owned("posted")?,
+        owed: fields.owned("owed")?,
+    })
 }
 
 /// The item for a record: every field written here, and read back by [`from_item`].
@@ -85,6 +110,7 @@ pub(super) fn to_item(record: &Record) -> Item {
     optional(&mut item, "author", record.author.as_ref());
     optional(&mut item, "published_at", record.published_at);
     optional(&mut item, "build_arn", record.build_arn.as_ref());
+    optional(&mut item, "repository", record.repository.as_ref());
     if !record.gates.is_empty() {
         // One JSON text: the evidence's shape is the gates' own, read back whole by serde.
         let gates = serde_json::to_string(&record.gates).expect("gate records serialise");
@@ -158,6 +184,17 @@ impl<'a> Fields<'a> {
                 })
                 .collect(),
             Some(_) => Err(self.problem(name, "is not a list of strings")),
+        }
+    }
+
+    fn map(&self, name: &str) -> Result<Option<Fields<'a>>, String> {
+        match self.item.get(name) {
+            None => Ok(None),
+            Some(AttributeValue::M(item)) => Ok(Some(Fields {
+                item,
+                at: format!("{}{name}.", self.at),
+            })),
+            Some(_) => Err(self.problem(name, "is not a map")),
         }
     }
 
@@ -238,6 +275,7 @@ pub(super) fn from_item(item: &Item) -> Result<Record, String> {
                 },
                 build_arn: deploy.owned("build_arn")?,
                 initiator: deploy.owned("initiator")?,
+                github: deploy.map("github")?.as_ref().map(github_of).transpose()?,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -264,6 +302,7 @@ pub(super) fn from_item(item: &Item) -> Result<Record, String> {
         published_at: fields.parsed("published_at")?,
         release_id,
         build_arn: fields.owned("build_arn")?,
+        repository: fields.owned("repository")?,
         deliveries: fields.texts("deliveries")?,
         deploys,
         gates: match fields.text("gates")? {

@@ -23,7 +23,7 @@ mod update;
 
 pub use listing::{Releases, Unreadable};
 pub use order::last_shipped;
-pub use record::{Conflict, Deploy, DeployKind, Image, Record, ReleaseState};
+pub use record::{Conflict, Deploy, DeployKind, GithubMark, Image, Record, ReleaseState};
 
 /// Keys of items that are not releases: the webhook function's delivery claims (`delivery#<id>`). `#` can
 /// never be in a release tag, which must be a valid image tag.
@@ -111,6 +111,7 @@ pub(crate) fn full() -> Record {
     record.published_at = Some("2026-01-01T00:00:00.5+01:00".parse().unwrap());
     record.release_id = Some(1234);
     record.build_arn = Some("arn:b".into());
+    record.repository = Some("o/r".into());
     record.deliveries = vec!["d-1".into()];
     record.deploys = vec![Deploy {
         sequence: Some(7),
@@ -118,6 +119,12 @@ pub(crate) fn full() -> Record {
         kind: DeployKind::Redeploy,
         build_arn: Some("arn:b".into()),
         initiator: Some("alice".into()),
+        github: Some(GithubMark {
+            repository: "o/r".into(),
+            deployment_id: Some(42),
+            posted: Some("in_progress".into()),
+            owed: Some("success".into()),
+        }),
     }];
     record.gates = vec![crate::gates::GateRecord {
         gate: crate::gates::Gate::Vulnerabilities,

@@ -60,6 +60,7 @@ mod tests {
             kind: DeployKind::Promote,
             build_arn: None,
             initiator: None,
+            github: None,
         }
     }
 

@@ -49,6 +49,25 @@ pub struct Deploy {
     pub build_arn: Option<String>,
     /// Who started it (CodeBuild's initiator, or the user at a terminal).
     pub initiator: Option<String>,
+    /// What GitHub was told of it, when GitHub deployments are reported (PROMOTE_GITHUB_TOKEN_SECRET_ARN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubMark>,
+}
+
+/// A deploy as GitHub knows it: its GitHub deployment, the last status GitHub accepted, and the status still
+/// owed because GitHub could not be reached or refused; the next report retries what is owed. States are
+/// GitHub's words (`in_progress`, `success`, `failure`, `inactive`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GithubMark {
+    /// `owner/name` the deployment is in.
+    pub repository: String,
+    /// GitHub's deployment id; `None` until GitHub has accepted the deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub posted: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owed: Option<String>,
 }
 
 impl Deploy {
@@ -101,6 +120,8 @@ pub struct Record {
     /// GitHub's release id, which breaks ties between releases published in the same second.
     pub release_id: Option<u64>,
     pub build_arn: Option<String>,
+    /// `owner/name` of the GitHub repository released, when the release came from a webhook.
+    pub repository: Option<String>,
     /// GitHub `X-GitHub-Delivery` ids that promoted this release.
     pub deliveries: Vec<String>,
     pub deploys: Vec<Deploy>,
@@ -132,6 +153,7 @@ impl Record {
             published_at: None,
             release_id: None,
             build_arn: None,
+            repository: None,
             deliveries: Vec::new(),
             deploys: Vec::new(),
             gates: Vec::new(),

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::deploy_files::{DeployFiles, ImageDefinition};
 use crate::events::{Event, ImageRef, Publisher, ReleaseRef};
 use crate::gates::Gatekeeper;
+use crate::github::{Deployments, Shipped};
 use crate::intake::Release;
 pub use crate::ledger::DeployKind;
 use crate::ledger::{Deploy, Image, Ledger, Record, ReleaseState, now};
@@ -57,6 +58,8 @@ pub struct Promotion {
     pub tag: String,
     pub commit: String,
     pub images: Vec<PromotedImage>,
+    /// `owner/name` of the GitHub repository released, when known: where the deploy is reported.
+    pub repository: Option<String>,
 }
 
 /// The check that refused a promotion, if `error` is a refusal: a gate (`gate:<name>`), or the release tag held
@@ -129,6 +132,7 @@ pub struct Promoter<'a> {
     ledger: &'a Ledger,
     gatekeeper: &'a Gatekeeper,
     events: &'a Publisher,
+    github: &'a Deployments,
 }
 
 /// One image of a planned promotion: where it comes from, where it goes, and what both hold now.
@@ -164,6 +168,7 @@ impl Plan {
                     digest: image.inspection.root.digest.clone(),
                 })
                 .collect(),
+            repository: self.record.repository.clone(),
         }
     }
 }
@@ -177,6 +182,7 @@ impl<'a> Promoter<'a> {
         ledger: &'a Ledger,
         gatekeeper: &'a Gatekeeper,
         events: &'a Publisher,
+        github: &'a Deployments,
     ) -> Result<Promoter<'a>> {
         for route in &settings.routes {
             connector.connect(&route.source.host, Side::Source).await?;
@@ -188,6 +194,7 @@ impl<'a> Promoter<'a> {
             ledger,
             gatekeeper,
             events,
+            github,
         })
     }
 
@@ -269,6 +276,7 @@ impl<'a> Promoter<'a> {
         record.published_at = release.published_at;
         record.release_id = release.id;
         record.build_arn = self.settings.build_arn.clone();
+        record.repository = release.repository.clone();
         // Checked before the claim so that a refused release says why without a write; the claim itself is what
         // settles a race. An unreadable item stops the promotion here, before any registry write.
         if let Some(recorded) = self.ledger.get(tag).await?
@@ -317,6 +325,7 @@ impl<'a> Promoter<'a> {
             tag: tag.clone(),
             commit: record.commit,
             images: promoted,
+            repository: record.repository,
         };
         self.events
             .publish(&Event::ReleasePromoted {
@@ -394,12 +403,28 @@ impl<'a> Promoter<'a> {
     pub async fn deploy(&self, promotion: &Promotion, kind: DeployKind) -> Result<()> {
         let definitions = promotion.definitions(self.settings.pin_digest);
         self.settings.deploy.write(&definitions)?;
+        let shipped = Shipped {
+            tag: promotion.tag.clone(),
+            commit: promotion.commit.clone(),
+            images: promotion
+                .images
+                .iter()
+                .map(|image| (image.target.to_string(), image.digest.to_string()))
+                .collect(),
+            kind,
+        };
+        // Before the deploy is recorded, so that its GitHub deployment is recorded with it in one write.
+        let github = self
+            .github
+            .start(self.ledger, &shipped, promotion.repository.as_deref())
+            .await;
         let deploy = Deploy {
             sequence: None,
             deployed_at: now(),
             kind,
             build_arn: self.settings.build_arn.clone(),
             initiator: self.settings.initiator.clone(),
+            github,
         };
         let deploy = self.ledger.record_deploy(&promotion.tag, deploy).await?;
         tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");
@@ -530,6 +555,7 @@ impl<'a> Promoter<'a> {
             tag: record.tag_name,
             commit: record.commit,
             images,
+            repository: record.repository,
         })
     }
 }

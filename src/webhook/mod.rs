@@ -17,7 +17,7 @@ use lambda_http::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use crate::intake::Policy;
-use crate::intake::secrets::Secrets;
+use crate::intake::secrets::{Secrets, WEBHOOK_SECRET};
 use act::{Dispatcher, Handed};
 use decide::Verdict;
 pub use settings::Settings;
@@ -65,7 +65,7 @@ impl Webhook {
     /// The clients, built once for every invocation of this instance.
     pub fn new(config: &aws_config::SdkConfig, settings: Settings) -> Webhook {
         Webhook {
-            secrets: Secrets::new(config, &settings.secret_arn),
+            secrets: Secrets::new(config, &settings.secret_arn, WEBHOOK_SECRET),
             dispatcher: Dispatcher::new(
                 config,
                 &settings.queue_url,

@@ -8,6 +8,7 @@ mod crash;
 mod events;
 mod faults;
 mod gates;
+mod github;
 mod guards;
 mod history;
 mod messages;

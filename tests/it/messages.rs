@@ -30,6 +30,16 @@ async fn promotes_a_release_from_every_envelope_and_records_it_with_the_build() 
         pipeline
             .assert_recorded(&release, &commit, &image, Some(PROMOTE_BUILD_ARN))
             .await;
+        // The payload's repository, where GitHub deployments go; a bare release object has none.
+        let repository = match envelope {
+            Envelope::BareRelease => Value::Null,
+            _ => json!(GITHUB_REPOSITORY),
+        };
+        assert_eq!(
+            pipeline.recorded(&release.tag).await["repository"],
+            repository,
+            "{envelope:?}"
+        );
         assert_eq!(
             pipeline.deploy_file("imagedefinitions.json"),
             Some(pipeline.imagedefinitions(&release.tag)),

@@ -801,3 +801,10 @@ impl EventSubscription {
             .collect()
     }
 }
+
+impl Moto {
+    /// The AWS configuration that reaches this moto, for tests that call the library itself.
+    pub fn sdk_config(&self) -> SdkConfig {
+        config(self)
+    }
+}

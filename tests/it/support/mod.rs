@@ -10,6 +10,7 @@ mod aws;
 mod faults;
 mod front;
 mod github;
+mod github_api;
 mod image;
 mod lambda;
 mod moto;
@@ -29,6 +30,7 @@ pub use aws::{Counts, Ecs, EventSubscription, MAX_RECEIVE_COUNT, StagingScans, W
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
 pub use github::{DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature};
+pub use github_api::{GithubApi, app_private_key};
 pub use image::{Flavour, Image, Index};
 pub use moto::Moto;
 pub use pipeline::{CONTAINER, ONE_SECOND, Pipeline, REPOSITORY, TABLE, VISIBILITY_SECONDS};
