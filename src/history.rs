@@ -157,6 +157,7 @@ mod tests {
                 kind: DeployKind::Redeploy,
                 build_arn: None,
                 initiator: Some("alice".into()),
+                outcome: None,
             })
             .into_iter()
             .collect();

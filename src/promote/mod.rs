@@ -400,6 +400,7 @@ impl<'a> Promoter<'a> {
             kind,
             build_arn: self.settings.build_arn.clone(),
             initiator: self.settings.initiator.clone(),
+            outcome: None,
         };
         let deploy = self.ledger.record_deploy(&promotion.tag, deploy).await?;
         tracing::info!(release = %promotion.tag, file = %self.settings.deploy.imagedefinitions.display(), ?kind, "wrote deploy files");

@@ -477,6 +477,7 @@ mod tests {
             kind: DeployKind::Promote,
             build_arn: Some(BUILD.into()),
             initiator: Some("codepipeline/shop-production".into()),
+            outcome: None,
         }];
         record
     }
