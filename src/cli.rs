@@ -127,6 +127,12 @@ pub enum Command {
     #[command(after_help = crate::exit::TABLE)]
     Status(StatusArgs),
 
+    /// Record how ECS rolled out each deploy (completed, failed, rolled back): drain the outcomes queue of ECS
+    /// deployment events, reconcile them with the production service's deployments, and write each outcome onto
+    /// its deploy in the ledger.
+    #[command(after_help = crate::exit::TABLE)]
+    Settle(SettleArgs),
+
     /// Check every recorded release against the registries: its production tag still on the recorded digest
     /// (exit 3 if not), the staging image of its commit still there; pending and unreadable items listed.
     #[command(after_help = crate::exit::TABLE)]
@@ -287,10 +293,6 @@ pub struct PromotionArgs {
     #[arg(long, env = "CODEBUILD_SRC_DIR")]
     pub source_dir: Option<PathBuf>,
 
-    /// The CodeBuild build recorded with each release (set by CodeBuild).
-    #[arg(long, env = "CODEBUILD_BUILD_ARN")]
-    pub build_arn: Option<String>,
-
     /// Who started the run, recorded with each deploy (set by CodeBuild; USER otherwise).
     #[arg(long, env = "CODEBUILD_INITIATOR")]
     pub initiator: Option<String>,
@@ -321,6 +323,11 @@ pub struct EventArgs {
     /// empty, "-" or "off". A failure to publish is logged and never fails the command.
     #[arg(long, env = "PROMOTE_EVENT_BUS")]
     pub event_bus: Option<String>,
+
+    /// The CodeBuild build running the command (set by CodeBuild): recorded with each release and deploy, and
+    /// named in each event published.
+    #[arg(long, env = "CODEBUILD_BUILD_ARN")]
+    pub build_arn: Option<String>,
 }
 
 impl EventArgs {
@@ -419,7 +426,7 @@ impl PromotionArgs {
             },
             pin_digest: self.pin_digest,
             checkout: self.source_dir.clone(),
-            build_arn: self.build_arn.clone(),
+            build_arn: self.events.build_arn.clone(),
             initiator: self
                 .initiator
                 .clone()
@@ -672,8 +679,9 @@ pub struct ShowArgs {
     pub ledger: LedgerArgs,
 }
 
+/// The production ECS service.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub struct ServiceArgs {
     /// The ECS cluster of the production service (name or ARN). Required.
     #[arg(long, env = "PROMOTE_CLUSTER")]
     pub cluster: Option<String>,
@@ -681,6 +689,48 @@ pub struct StatusArgs {
     /// The production ECS service (name or ARN). Required.
     #[arg(long, env = "PROMOTE_SERVICE")]
     pub service: Option<String>,
+}
+
+impl ServiceArgs {
+    /// The cluster and the service.
+    pub fn names(&self) -> Result<(String, String), Usage> {
+        let cluster = required_text(
+            self.cluster.clone(),
+            "PROMOTE_CLUSTER",
+            "--cluster",
+            "the ECS cluster of the production service",
+        )?;
+        let service = required_text(
+            self.service.clone(),
+            "PROMOTE_SERVICE",
+            "--service",
+            "the production ECS service",
+        )?;
+        Ok((cluster, service))
+    }
+}
+
+/// Where deploy outcomes are learned from.
+#[derive(Debug, Args)]
+pub struct OutcomeArgs {
+    /// Record how ECS rolled out each deploy (completed, failed, rolled back): the SQS queue the production
+    /// stack's ECS deployment rule feeds (docs/operating.md). `settle` drains it; `status` drains it too and
+    /// records what the service shows, making good a lost event. Off when unset, empty, "-" or "off": `status`
+    /// then only reads, and `settle` only reconciles.
+    #[arg(long, env = "PROMOTE_OUTCOMES_QUEUE_URL")]
+    pub outcomes_queue_url: Option<String>,
+}
+
+impl OutcomeArgs {
+    pub fn queue_url(&self) -> Option<String> {
+        given(&self.outcomes_queue_url)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
 
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
@@ -690,7 +740,25 @@ pub struct StatusArgs {
     pub ledger: LedgerArgs,
 
     #[command(flatten)]
+    pub outcomes: OutcomeArgs,
+
+    #[command(flatten)]
     pub endpoints: EndpointArgs,
+
+    #[command(flatten)]
+    pub events: EventArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SettleArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub outcomes: OutcomeArgs,
 
     #[command(flatten)]
     pub events: EventArgs,

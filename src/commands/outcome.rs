@@ -1,0 +1,57 @@
+//! `ecr-promote settle`: how ECS rolled out each deploy, learned and recorded, one line per outcome.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{EventArgs, OutcomeArgs, SettleArgs};
+use crate::events::Publisher;
+use crate::intake::Queue;
+use crate::ledger::Ledger;
+use crate::outcome::Settled;
+use crate::status::Ecs;
+
+pub async fn settle(args: SettleArgs, stall: Duration) -> Result<()> {
+    let (cluster, service) = args.service.names()?;
+    let table = args.ledger.table()?;
+    let aws = crate::aws::Aws::load(stall, None).await?;
+    let settled = record(
+        &aws.config,
+        &Ledger::new(&aws.config, &table),
+        &args.outcomes,
+        &args.events,
+        (&cluster, &service),
+    )
+    .await?;
+    if settled.is_empty() {
+        println!("no new deploy outcome for service {service} in cluster {cluster}");
+    }
+    for Settled { release, deploy } in &settled {
+        if let Some(outcome) = &deploy.outcome {
+            println!(
+                "release {} deploy {} ({}): {}",
+                release.tag_name,
+                deploy.sequence.unwrap_or_default(),
+                deploy.kind.as_str(),
+                outcome.summary()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Learns and records the outcomes of the service's deploys ([`crate::outcome::settle`]), then announces each
+/// one recorded ([`crate::outcome::announce`]): what `settle` does, and `status` with an outcomes queue set.
+pub(super) async fn record(
+    config: &aws_config::SdkConfig,
+    ledger: &Ledger,
+    outcomes: &OutcomeArgs,
+    events: &EventArgs,
+    (cluster, service): (&str, &str),
+) -> Result<Vec<Settled>> {
+    let queue = outcomes.queue_url().map(|url| Queue::new(config, &url));
+    let settled =
+        crate::outcome::settle(&Ecs::new(config), ledger, queue.as_ref(), cluster, service).await?;
+    crate::outcome::announce(&Publisher::new(config, events.bus(), events.build_arn.clone()), &settled).await;
+    Ok(settled)
+}

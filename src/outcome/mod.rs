@@ -1,0 +1,146 @@
+//! After the deploy: how ECS rolled out each deploy ecr-promote recorded — completed, failed, or rolled back —
+//! learned and written onto the deploy in the ledger.
+//!
+//! It is learned two ways, which meet in one decision ([`decide`]):
+//! - **events**: the production stack's EventBridge rule sends ECS's `ECS Deployment State Change` events for
+//!   the production service to the outcomes queue; [`settle`] drains it. Prompt, but at least once, out of
+//!   order, and an event can be lost;
+//! - **reconciling**: the service's deployments as `DescribeServices` lists them now (rollout state, task
+//!   definition → images → the release). This makes good a lost event, and ties each ECS deployment to its
+//!   deploy while it still is listed, so that its failure is recognised even once ECS no longer lists it.
+//!
+//! Each newly recorded outcome is returned as a [`Settled`], and [`announce`] is the one place that tells
+//! the world about them (today the events bus).
+
+mod decide;
+mod event;
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+pub use decide::{Settlement, decide};
+pub use event::DeploymentEvent;
+
+use crate::events::{Event, Publisher, ReleaseRef};
+use crate::intake::Queue;
+use crate::ledger::{Deploy, Ledger, OutcomeState, Record};
+use crate::status::Ecs;
+
+/// A deploy whose outcome was just recorded: the release, and the deploy with its new outcome.
+#[derive(Clone, Debug)]
+pub struct Settled {
+    pub release: Record,
+    pub deploy: Deploy,
+}
+
+/// How long received events stay hidden from another `settle` while this one works: long enough for a
+/// DescribeServices and a few writes.
+const VISIBILITY: Duration = Duration::from_secs(120);
+
+/// Drains the outcomes `queue` (if there is one) of the service's deployment events, reconciles them with what
+/// ECS lists for service `service` of `cluster`, and records every outcome that moves a deploy forward.
+/// Events are deleted only once every outcome is recorded, so a failure leaves them for the next run; events
+/// about other services, or that are no deployment state change, are deleted with a warning (there is
+/// nothing to retry).
+pub async fn settle(
+    ecs: &Ecs,
+    ledger: &Ledger,
+    queue: Option<&Queue>,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<Settled>> {
+    let received = match queue {
+        Some(queue) => queue.receive_all(Duration::ZERO, VISIBILITY).await?,
+        None => Vec::new(),
+    };
+    let mut events = Vec::new();
+    for message in &received {
+        match DeploymentEvent::parse(&message.body) {
+            Ok(event) if event.concerns(cluster, service) => events.push(event),
+            Ok(event) => {
+                tracing::warn!(message_id = %message.id, service = %event.service_arn, "deployment event of another service: deleted (the stack's rule should match only the production service)");
+            }
+            Err(problem) => {
+                tracing::warn!(message_id = %message.id, %problem, "not a deployment event: deleted");
+            }
+        }
+    }
+    let (described, releases) = tokio::try_join!(ecs.service(cluster, service), ledger.releases())?;
+    let now = crate::timestamp::now()
+        .parse()
+        .expect("now is an RFC 3339 instant");
+    let mut settled = Vec::new();
+    for settlement in decide(&described, &releases.records, &events, now) {
+        if !ledger
+            .record_outcome(&settlement.tag, settlement.sequence, &settlement.outcome)
+            .await?
+        {
+            continue;
+        }
+        tracing::info!(release = %settlement.tag, sequence = settlement.sequence, outcome = %settlement.outcome.summary(), "recorded deploy outcome");
+        let Some(release) = releases
+            .records
+            .iter()
+            .find(|r| r.tag_name == settlement.tag)
+        else {
+            continue;
+        };
+        let Some(deploy) = release
+            .deploys
+            .iter()
+            .find(|d| d.sequence == Some(settlement.sequence))
+        else {
+            continue;
+        };
+        settled.push(Settled {
+            deploy: Deploy {
+                outcome: Some(settlement.outcome),
+                ..deploy.clone()
+            },
+            release: release.clone(),
+        });
+    }
+    if let Some(queue) = queue {
+        for message in &received {
+            queue.delete(message).await?;
+        }
+    }
+    Ok(settled)
+}
+
+/// Tells the world of each outcome just recorded: a `Deploy Completed` or `Deploy Failed` event on the bus.
+/// The one place every newly recorded outcome passes through, whichever command learned it: what else is told
+/// of an outcome (a GitHub deployment status) belongs here too. Never fails: publishing is best effort.
+pub async fn announce(events: &Publisher, settled: &[Settled]) {
+    for Settled { release, deploy } in settled {
+        let (Some(outcome), Some(sequence)) = (&deploy.outcome, deploy.sequence) else {
+            continue;
+        };
+        let release_ref = ReleaseRef {
+            tag: release.tag_name.clone(),
+            commit: Some(release.commit.clone()),
+            url: release.html_url.clone(),
+        };
+        let event = match outcome.state {
+            OutcomeState::InProgress => continue,
+            OutcomeState::Completed => Event::DeployCompleted {
+                release: release_ref,
+                deploy: deploy.kind.as_str().to_owned(),
+                sequence,
+                deployment_id: outcome.deployment_id.clone(),
+                completed_at: outcome.at.clone(),
+            },
+            OutcomeState::Failed | OutcomeState::RolledBack => Event::DeployFailed {
+                release: release_ref,
+                deploy: deploy.kind.as_str().to_owned(),
+                sequence,
+                deployment_id: outcome.deployment_id.clone(),
+                failed_at: outcome.at.clone(),
+                reason: outcome.reason.clone(),
+                rolled_back_to: outcome.rolled_back_to.clone(),
+            },
+        };
+        events.publish(&event).await;
+    }
+}
