@@ -144,19 +144,19 @@ pub fn release(record: &Record) -> String {
         let _ = writeln!(out, "  none recorded");
     }
     for deploy in &record.deploys {
+        // One line a deploy, its outcome at the end once known.
+        let outcome = deploy
+            .outcome
+            .as_ref()
+            .map(|o| format!("  outcome: {}", o.summary()));
         let _ = writeln!(
             out,
-            "  {}  {:8}  by {}  build {}",
+            "  {}  {:8}  by {}  build {}{}",
             deploy.deployed_at,
             deploy.kind.as_str(),
             deploy.initiator.as_deref().unwrap_or("-"),
-            deploy.build_arn.as_deref().unwrap_or("-")
-        );
-        let outcome = deploy.outcome.as_ref().map(|o| o.summary());
-        let _ = writeln!(
-            out,
-            "    outcome: {}",
-            outcome.as_deref().unwrap_or("not known")
+            deploy.build_arn.as_deref().unwrap_or("-"),
+            outcome.unwrap_or_default()
         );
     }
     out
@@ -240,12 +240,12 @@ mod tests {
             out.contains("2026-02-02T00:00:00Z  redeploy  by alice"),
             "{out}"
         );
-        assert!(out.contains("    outcome: not known"), "{out}");
+        assert!(!out.contains("outcome"), "{out}");
         assert!(release(&record("v1", None)).contains("none recorded"));
         let shown = release(&crate::ledger::full());
         assert!(
             shown.contains(
-                "    outcome: rolled back to v0 2026-01-02T00:05:00Z (ecs-svc/1234567890): ECS deployment \
+                "  outcome: rolled back to v0 2026-01-02T00:05:00Z (ecs-svc/1234567890): ECS deployment \
                  circuit breaker"
             ),
             "{shown}"

@@ -52,6 +52,10 @@ pub(super) async fn record(
     let queue = outcomes.queue_url().map(|url| Queue::new(config, &url));
     let settled =
         crate::outcome::settle(&Ecs::new(config), ledger, queue.as_ref(), cluster, service).await?;
-    crate::outcome::announce(&Publisher::new(config, events.bus(), events.build_arn.clone()), &settled).await;
+    crate::outcome::announce(
+        &Publisher::new(config, events.bus(), events.build_arn.clone()),
+        &settled,
+    )
+    .await;
     Ok(settled)
 }

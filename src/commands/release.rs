@@ -35,7 +35,11 @@ impl Parts {
         let connector = args.registries.connector(Some(aws.clone()), stall);
         let ledger = Ledger::new(&aws.config, table);
         let gatekeeper = Gatekeeper::new(gates, &aws);
-        let events = Publisher::new(&aws.config, args.events.bus(), args.events.build_arn.clone());
+        let events = Publisher::new(
+            &aws.config,
+            args.events.bus(),
+            args.events.build_arn.clone(),
+        );
         Ok(Parts {
             aws,
             connector,

@@ -45,11 +45,10 @@ impl Ledger {
                 return Ok(false);
             }
             let mut update = Update::default();
-            let (deploys, sequence_name, outcome_name, state) = (
+            let (deploys, sequence_name, outcome_name) = (
                 update.name("deploys"),
                 update.name("sequence"),
                 update.name("outcome"),
-                update.name("state"),
             );
             let path = format!("{deploys}[{index}].{outcome_name}");
             let written = update.value("outcome", outcome_item(outcome));
@@ -58,6 +57,8 @@ impl Ledger {
             let unchanged = match recorded {
                 None => format!("attribute_not_exists({path})"),
                 Some(was) => {
+                    // DynamoDB refuses a name the expressions do not use: named only here.
+                    let state = update.name("state");
                     let was = update.value("was", string(was.state.as_str()));
                     format!("{path}.{state} = {was}")
                 }

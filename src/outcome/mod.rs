@@ -66,12 +66,36 @@ pub async fn settle(
             }
         }
     }
+    let recorded = record(ecs, ledger, &events, cluster, service).await;
+    if let Some(queue) = queue {
+        if recorded.is_err() {
+            // Handed back at once, so that the next run reads them without waiting out their visibility.
+            if let Err(error) = queue.set_visibility(&received, Duration::ZERO).await {
+                tracing::warn!(error = %format!("{error:#}"), "could not hand the events back; they reappear once their visibility ends");
+            }
+            return recorded;
+        }
+        for message in &received {
+            queue.delete(message).await?;
+        }
+    }
+    recorded
+}
+
+/// Decides and records the outcomes of the service's deploys from what ECS lists and `events`.
+async fn record(
+    ecs: &Ecs,
+    ledger: &Ledger,
+    events: &[DeploymentEvent],
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<Settled>> {
     let (described, releases) = tokio::try_join!(ecs.service(cluster, service), ledger.releases())?;
     let now = crate::timestamp::now()
         .parse()
         .expect("now is an RFC 3339 instant");
     let mut settled = Vec::new();
-    for settlement in decide(&described, &releases.records, &events, now) {
+    for settlement in decide(&described, &releases.records, events, now) {
         if !ledger
             .record_outcome(&settlement.tag, settlement.sequence, &settlement.outcome)
             .await?
@@ -100,11 +124,6 @@ pub async fn settle(
             },
             release: release.clone(),
         });
-    }
-    if let Some(queue) = queue {
-        for message in &received {
-            queue.delete(message).await?;
-        }
     }
     Ok(settled)
 }
