@@ -24,6 +24,9 @@ would then hold actions its work does not use, but to the read-only operator pol
 OPERATOR_SOURCES, and every action of that policy must be a read (OPERATOR_READS: the ledger and registry
 reads `status`, `audit`, `history` and `show` make through the modules they share with the build).
 
+The settle project's role (SettleRole, with RecordDeployOutcomes) is checked the same way: the calls in
+SETTLE_SOURCES, what `ecr-promote settle` reaches, against its statements less SETTLE_PLATFORM.
+
 The webhook function's role (WebhookRole in deploy/production.yml) is checked the same way: the calls in
 WEBHOOK_SOURCES and in the shared modules the function uses (WEBHOOK_SHARED), against its statements less
 WEBHOOK_PLATFORM. The build role leaves WEBHOOK_SOURCES out; a call in a shared module counts for both roles.
@@ -50,6 +53,10 @@ BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES
 NEEDS_NO_GRANT = {"sts:GetCallerIdentity": "AWS lets every caller ask who it is (who overrides a gate)"}
 # Where the build role's and the operator's policies are shown to people, each as a ```json block.
 PERMISSIONS = "docs/permissions.md"
+# What `ecr-promote settle` reaches: its command and module, the ledger, the outcomes queue, the service's
+# description (shared with `status`) and the events bus.
+SETTLE_SOURCES = ["src/commands/outcome.rs", "src/outcome", "src/ledger", "src/intake/queue.rs",
+                  "src/status/ecs.rs", "src/events.rs"]
 # What the function calls through modules it shares with `run`: reading the webhook secret.
 WEBHOOK_SHARED = ["src/intake/secrets.rs"]
 # What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for
@@ -95,6 +102,13 @@ PLATFORM = {
     "PipelineArtifactBucket": "CodeBuild checks the artifact bucket",
     "CloneThroughConnection": "CodeBuild clones the source (CODEBUILD_CLONE_REF) and git fetches through the connection",
     "DecryptThroughServices": "SQS, Secrets Manager and DynamoDB decrypt with KmsKeyArn for the calls above",
+}
+
+# Settle role statements that serve CodeBuild, not settle's own calls.
+SETTLE_PLATFORM = {
+    "PromoteBinary": PLATFORM["PromoteBinary"],
+    "Logs": "CodeBuild writes the settle build's log",
+    "DecryptThroughServices": "DynamoDB decrypts with KmsKeyArn for the calls above",
 }
 
 # Webhook role statements that serve Lambda, not the function's own calls.
@@ -293,6 +307,20 @@ def check_webhook_role() -> set:
     return needed
 
 
+def check_settle_role() -> set:
+    """The settle project's role, with and without a customer managed key and an events bus."""
+    needed = sdk_calls(rust_files(SETTLE_SOURCES))
+    for with_options in (False, True):
+        role = resource(load("deploy/production.yml"), "deploy/production.yml", "SettleRole",
+                        {"HasKmsKey": with_options, "HasEventBus": with_options, "RecordsOutcomes": True})
+        granted = {sid: a for sid, a in statements(role).items() if sid not in SETTLE_PLATFORM}
+        expected = needed if with_options else needed - {"events:PutEvents"}
+        compare(f"deploy/production.yml SettleRole ({'with' if with_options else 'without'} KmsKeyArn and "
+                f"EventBusName)", union(granted.values()), expected, "change the role's statements or the code",
+                needed_by=f"the code in {', '.join(SETTLE_SOURCES)}")
+    return needed
+
+
 def check_staging_side(registry: dict):
     """The ways staging lets production pull: the source role, and the repository policy (as a file, and on
     the repository deploy/staging-pipeline.yml creates)."""
@@ -359,8 +387,10 @@ def check() -> str:
     operator = sdk_calls(rust_files(OPERATOR_SOURCES))
     check_operator_policy(operator)
     webhook = check_webhook_role()
+    settle = check_settle_role()
     return (f"grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
-            f"target {sorted(registry['target'])}; operator {sorted(operator)}; webhook {sorted(webhook)}")
+            f"target {sorted(registry['target'])}; operator {sorted(operator)}; webhook {sorted(webhook)}; "
+            f"settle {sorted(settle)}")
 
 
 if __name__ == "__main__":

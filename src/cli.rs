@@ -682,11 +682,13 @@ pub struct ShowArgs {
 /// The production ECS service.
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
-    /// The ECS cluster of the production service (name or ARN). Required.
+    /// The ECS cluster of the production service (name or ARN). Required by status and settle, and by audit
+    /// with PROMOTE_OUTCOMES_QUEUE_URL set.
     #[arg(long, env = "PROMOTE_CLUSTER")]
     pub cluster: Option<String>,
 
-    /// The production ECS service (name or ARN). Required.
+    /// The production ECS service (name or ARN). Required by status and settle, and by audit with
+    /// PROMOTE_OUTCOMES_QUEUE_URL set.
     #[arg(long, env = "PROMOTE_SERVICE")]
     pub service: Option<String>,
 }
@@ -714,9 +716,9 @@ impl ServiceArgs {
 #[derive(Debug, Args)]
 pub struct OutcomeArgs {
     /// Record how ECS rolled out each deploy (completed, failed, rolled back): the SQS queue the production
-    /// stack's ECS deployment rule feeds (docs/operating.md). `settle` drains it; `status` drains it too and
-    /// records what the service shows, making good a lost event. Off when unset, empty, "-" or "off": `status`
-    /// then only reads, and `settle` only reconciles.
+    /// stack's ECS deployment rule feeds (docs/operating.md). `settle` drains it; `status` and `audit` drain it
+    /// too and record what the service shows, making good a lost event. Off when unset, empty, "-" or "off":
+    /// `status` and `audit` then only read, and `settle` only reconciles.
     #[arg(long, env = "PROMOTE_OUTCOMES_QUEUE_URL")]
     pub outcomes_queue_url: Option<String>,
 }
@@ -727,10 +729,21 @@ impl OutcomeArgs {
     }
 }
 
+/// The production service and where its deploys' outcomes are learned from: what `settle` works on, and what
+/// `status` and `audit` settle first with outcomes on.
+#[derive(Debug, Args)]
+pub struct SettlingArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+
+    #[command(flatten)]
+    pub outcomes: OutcomeArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub service: ServiceArgs,
+    pub settling: SettlingArgs,
 
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
@@ -738,9 +751,6 @@ pub struct StatusArgs {
 
     #[command(flatten)]
     pub ledger: LedgerArgs,
-
-    #[command(flatten)]
-    pub outcomes: OutcomeArgs,
 
     #[command(flatten)]
     pub endpoints: EndpointArgs,
@@ -752,13 +762,10 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct SettleArgs {
     #[command(flatten)]
-    pub service: ServiceArgs,
+    pub settling: SettlingArgs,
 
     #[command(flatten)]
     pub ledger: LedgerArgs,
-
-    #[command(flatten)]
-    pub outcomes: OutcomeArgs,
 
     #[command(flatten)]
     pub events: EventArgs,
@@ -772,6 +779,9 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub settling: SettlingArgs,
 
     #[command(flatten)]
     pub registries: RegistryArgs,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{EventArgs, OutcomeArgs, SettleArgs};
+use crate::cli::{EventArgs, OutcomeArgs, SettleArgs, SettlingArgs};
 use crate::events::Publisher;
 use crate::intake::Queue;
 use crate::ledger::Ledger;
@@ -12,15 +12,15 @@ use crate::outcome::Settled;
 use crate::status::Ecs;
 
 pub async fn settle(args: SettleArgs, stall: Duration) -> Result<()> {
-    let (cluster, service) = args.service.names()?;
+    let (cluster, service) = args.settling.service.names()?;
     let table = args.ledger.table()?;
     let aws = crate::aws::Aws::load(stall, None).await?;
     let settled = record(
         &aws.config,
         &Ledger::new(&aws.config, &table),
-        &args.outcomes,
+        &args.settling.outcomes,
         &args.events,
-        (&cluster, &service),
+        (cluster.clone(), service.clone()),
     )
     .await?;
     if settled.is_empty() {
@@ -47,15 +47,37 @@ pub(super) async fn record(
     ledger: &Ledger,
     outcomes: &OutcomeArgs,
     events: &EventArgs,
-    (cluster, service): (&str, &str),
+    (cluster, service): (String, String),
 ) -> Result<Vec<Settled>> {
     let queue = outcomes.queue_url().map(|url| Queue::new(config, &url));
-    let settled =
-        crate::outcome::settle(&Ecs::new(config), ledger, queue.as_ref(), cluster, service).await?;
+    let settled = crate::outcome::settle(
+        &Ecs::new(config),
+        ledger,
+        queue.as_ref(),
+        &cluster,
+        &service,
+    )
+    .await?;
     crate::outcome::announce(
         &Publisher::new(config, events.bus(), events.build_arn.clone()),
         &settled,
     )
     .await;
     Ok(settled)
+}
+
+/// What `status` and `audit` do first with outcomes on: settle the service's deploys, so that a lost event is
+/// made good and their report shows it. With outcomes off, nothing: they then only read.
+pub(super) async fn settle_first(
+    config: &aws_config::SdkConfig,
+    ledger: &Ledger,
+    settling: &SettlingArgs,
+    events: &EventArgs,
+) -> Result<()> {
+    if settling.outcomes.queue_url().is_none() {
+        return Ok(());
+    }
+    let service = settling.service.names()?;
+    record(config, ledger, &settling.outcomes, events, service).await?;
+    Ok(())
 }

@@ -11,24 +11,13 @@ use crate::ledger::Ledger;
 use crate::status::{Check, Ecs, MatchedBy, StatusReport};
 
 pub async fn status(args: StatusArgs, stall: std::time::Duration) -> Result<()> {
-    let (cluster, service) = args.service.names()?;
+    let (cluster, service) = args.settling.service.names()?;
     let table = args.ledger.table()?;
     // Status reads production only: no source role.
     let aws = crate::aws::Aws::load(stall, None).await?;
     let connector = args.endpoints.connector(Some(aws.clone()), stall);
     let ledger = Ledger::new(&aws.config, &table);
-    // With outcomes on, what the service shows is recorded first (a lost event made good), so the report
-    // below shows it; with them off, status only reads.
-    if args.outcomes.queue_url().is_some() {
-        super::outcome::record(
-            &aws.config,
-            &ledger,
-            &args.outcomes,
-            &args.events,
-            (&cluster, &service),
-        )
-        .await?;
-    }
+    super::outcome::settle_first(&aws.config, &ledger, &args.settling, &args.events).await?;
     let report = crate::status::check(
         &Ecs::new(&aws.config),
         &ledger,

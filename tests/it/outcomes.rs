@@ -296,6 +296,20 @@ async fn a_lost_event_is_made_good_by_status_which_only_reads_without_outcomes()
 }
 
 #[tokio::test]
+async fn audit_makes_good_a_lost_event_as_status_does() {
+    let production = Production::start().await;
+    let image = production.promote("v1.0.0", COMMIT).await;
+    let deployment = production.ecs_deploys(&image, true).await;
+
+    let audit = run(&mut production.command("audit")).await;
+
+    assert_eq!(audit.code, 0, "{}", audit.stderr);
+    let outcome = production.outcome("v1.0.0").await;
+    assert_eq!(outcome["state"], "completed", "{outcome}");
+    assert_eq!(outcome["deployment_id"], deployment.as_str(), "{outcome}");
+}
+
+#[tokio::test]
 async fn a_settle_that_fails_hands_its_events_back_for_the_next_run() {
     let production = Production::start().await;
     let image = production.promote("v1.0.0", COMMIT).await;
