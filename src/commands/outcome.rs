@@ -40,8 +40,8 @@ pub async fn settle(args: SettleArgs, stall: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Learns and records the outcomes of the service's deploys ([`crate::outcome::settle`]), then announces each
-/// one recorded ([`crate::outcome::announce`]): what `settle` does, and `status` with an outcomes queue set.
+/// Learns, records and announces the outcomes of the service's deploys ([`crate::outcome::settle`]): what
+/// `settle` does, and `status` and `audit` with an outcomes queue set.
 pub(super) async fn record(
     config: &aws_config::SdkConfig,
     ledger: &Ledger,
@@ -50,20 +50,15 @@ pub(super) async fn record(
     (cluster, service): (String, String),
 ) -> Result<Vec<Settled>> {
     let queue = outcomes.queue_url().map(|url| Queue::new(config, &url));
-    let settled = crate::outcome::settle(
+    let publisher = Publisher::new(config, events.bus(), events.build_arn.clone());
+    crate::outcome::settle(
         &Ecs::new(config),
         ledger,
         queue.as_ref(),
-        &cluster,
-        &service,
+        &publisher,
+        (&cluster, &service),
     )
-    .await?;
-    crate::outcome::announce(
-        &Publisher::new(config, events.bus(), events.build_arn.clone()),
-        &settled,
-    )
-    .await;
-    Ok(settled)
+    .await
 }
 
 /// What `status` and `audit` do first with outcomes on: settle the service's deploys, so that a lost event is

@@ -9,8 +9,9 @@
 //!   definition → images → the release). This makes good a lost event, and ties each ECS deployment to its
 //!   deploy while it still is listed, so that its failure is recognised even once ECS no longer lists it.
 //!
-//! Each newly recorded outcome is returned as a [`Settled`], and [`announce`] is the one place that tells
-//! the world about them (today the events bus).
+//! Each newly recorded outcome is a [`Settled`]; [`settle`] hands every one, as soon as it is recorded and
+//! even when a later step fails, to [`announce`]: the one place that tells the world about outcomes (today
+//! the events bus), and returns them.
 
 mod decide;
 mod event;
@@ -39,16 +40,17 @@ pub struct Settled {
 const VISIBILITY: Duration = Duration::from_secs(120);
 
 /// Drains the outcomes `queue` (if there is one) of the service's deployment events, reconciles them with what
-/// ECS lists for service `service` of `cluster`, and records every outcome that moves a deploy forward.
-/// Events are deleted only once every outcome is recorded, so a failure leaves them for the next run; events
-/// about other services, or that are no deployment state change, are deleted with a warning (there is
-/// nothing to retry).
+/// ECS lists for service `service` of `cluster`, records every outcome that moves a deploy forward, and
+/// [`announce`]s each one recorded through `publisher`. Events are deleted only once every outcome is
+/// recorded, so a failure leaves them for the next run; events about other services, or that are no
+/// deployment state change, are deleted with a warning (there is nothing to retry). Outcomes recorded before
+/// a failure are announced all the same: the next run finds them recorded and would not tell of them again.
 pub async fn settle(
     ecs: &Ecs,
     ledger: &Ledger,
     queue: Option<&Queue>,
-    cluster: &str,
-    service: &str,
+    publisher: &Publisher,
+    (cluster, service): (&str, &str),
 ) -> Result<Vec<Settled>> {
     let received = match queue {
         Some(queue) => queue.receive_all(Duration::ZERO, VISIBILITY).await?,
@@ -66,35 +68,37 @@ pub async fn settle(
             }
         }
     }
-    let recorded = record(ecs, ledger, &events, cluster, service).await;
+    let mut settled = Vec::new();
+    let recorded = record(ecs, ledger, &events, (cluster, service), &mut settled).await;
+    announce(publisher, &settled).await;
     if let Some(queue) = queue {
-        if recorded.is_err() {
+        if let Err(error) = recorded {
             // Handed back at once, so that the next run reads them without waiting out their visibility.
             if let Err(error) = queue.set_visibility(&received, Duration::ZERO).await {
                 tracing::warn!(error = %format!("{error:#}"), "could not hand the events back; they reappear once their visibility ends");
             }
-            return recorded;
+            return Err(error);
         }
         for message in &received {
             queue.delete(message).await?;
         }
     }
-    recorded
+    recorded.map(|()| settled)
 }
 
-/// Decides and records the outcomes of the service's deploys from what ECS lists and `events`.
+/// Decides and records the outcomes of the service's deploys from what ECS lists and `events`, adding each
+/// recorded to `settled` as it is.
 async fn record(
     ecs: &Ecs,
     ledger: &Ledger,
     events: &[DeploymentEvent],
-    cluster: &str,
-    service: &str,
-) -> Result<Vec<Settled>> {
+    (cluster, service): (&str, &str),
+    settled: &mut Vec<Settled>,
+) -> Result<()> {
     let (described, releases) = tokio::try_join!(ecs.service(cluster, service), ledger.releases())?;
     let now = crate::timestamp::now()
         .parse()
         .expect("now is an RFC 3339 instant");
-    let mut settled = Vec::new();
     for settlement in decide(&described, &releases.records, events, now) {
         if !ledger
             .record_outcome(&settlement.tag, settlement.sequence, &settlement.outcome)
@@ -125,12 +129,13 @@ async fn record(
             release: release.clone(),
         });
     }
-    Ok(settled)
+    Ok(())
 }
 
 /// Tells the world of each outcome just recorded: a `Deploy Completed` or `Deploy Failed` event on the bus.
-/// The one place every newly recorded outcome passes through, whichever command learned it: what else is told
-/// of an outcome (a GitHub deployment status) belongs here too. Never fails: publishing is best effort.
+/// The one place every newly recorded outcome passes through ([`settle`] calls it), whichever command learned
+/// it: what else is told of an outcome (a GitHub deployment status) belongs here too. Never fails: telling is
+/// best effort, and the outcome is recorded whether or not anyone hears of it.
 pub async fn announce(events: &Publisher, settled: &[Settled]) {
     for Settled { release, deploy } in settled {
         let (Some(outcome), Some(sequence)) = (&deploy.outcome, deploy.sequence) else {
