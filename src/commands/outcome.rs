@@ -49,7 +49,9 @@ pub(super) async fn record(
     events: &EventArgs,
     (cluster, service): (String, String),
 ) -> Result<Vec<Settled>> {
-    let queue = outcomes.queue_url().map(|url| Queue::new(config, &url));
+    let queue = outcomes
+        .queue_url()
+        .map(|url| Queue::new(config, &url, "PROMOTE_OUTCOMES_QUEUE_URL"));
     let publisher = Publisher::new(config, events.bus(), events.build_arn.clone());
     crate::outcome::settle(
         &Ecs::new(config),

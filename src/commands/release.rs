@@ -207,7 +207,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
         dry_run: args.promotion.dry_run,
     };
     let promoter = parts.promoter(settings).await?;
-    let queue = Queue::new(&parts.aws.config, &queue_url);
+    let queue = Queue::new(&parts.aws.config, &queue_url, "PROMOTE_QUEUE_URL");
     let report = run::run(&promoter, &queue, &run_settings).await?;
     for plan in &report.planned {
         print_plan(plan, promoter.table());

@@ -329,6 +329,12 @@ async fn a_settle_that_fails_hands_its_events_back_for_the_next_run() {
     .await;
 
     failed.assert_failed_naming(1, &["shop-web", "PROMOTE_SERVICE"]);
+    let elsewhere = format!("{}-gone", production.outcomes.queue.url);
+    let unread = run(production
+        .command("settle")
+        .env("PROMOTE_OUTCOMES_QUEUE_URL", &elsewhere))
+    .await;
+    unread.assert_failed_naming(1, &[&elsewhere, "PROMOTE_OUTCOMES_QUEUE_URL"]);
     let counts = production.outcomes.queue.counts().await;
     assert_eq!(
         (counts.visible, counts.not_visible),
