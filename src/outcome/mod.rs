@@ -28,7 +28,8 @@ use crate::intake::Queue;
 use crate::ledger::{Deploy, Ledger, OutcomeState, Record};
 use crate::status::Ecs;
 
-/// A deploy whose outcome was just recorded: the release, and the deploy with its new outcome.
+/// A deploy whose outcome was just recorded: the release (as read before the outcome was written: its commit,
+/// GitHub release page, build), and the deploy with its new outcome.
 #[derive(Clone, Debug)]
 pub struct Settled {
     pub release: Record,
