@@ -24,6 +24,9 @@ would then hold actions its work does not use, but to the read-only operator pol
 OPERATOR_SOURCES, and every action of that policy must be a read (OPERATOR_READS: the ledger and registry
 reads `status`, `audit`, `history` and `show` make through the modules they share with the build).
 
+The settle project's role (SettleRole, with RecordDeployOutcomes) is checked the same way: the calls in
+SETTLE_SOURCES, what `ecr-promote settle` reaches, against its statements less SETTLE_PLATFORM.
+
 The webhook function's role (WebhookRole in deploy/production.yml) is checked the same way: the calls in
 WEBHOOK_SOURCES and in the shared modules the function uses (WEBHOOK_SHARED), against its statements less
 WEBHOOK_PLATFORM. The build role leaves WEBHOOK_SOURCES out; a call in a shared module counts for both roles.
@@ -50,6 +53,10 @@ BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES
 NEEDS_NO_GRANT = {"sts:GetCallerIdentity": "AWS lets every caller ask who it is (who overrides a gate)"}
 # Where the build role's and the operator's policies are shown to people, each as a ```json block.
 PERMISSIONS = "docs/permissions.md"
+# What `ecr-promote settle` reaches: its command and module, the ledger, the outcomes queue, the service's
+# description (shared with `status`) and the events bus.
+SETTLE_SOURCES = ["src/commands/outcome.rs", "src/outcome", "src/ledger", "src/intake/queue.rs",
+                  "src/status/ecs.rs", "src/events.rs", "src/github", "src/intake/secrets.rs"]
 # What the function calls through modules it shares with `run`: reading the webhook secret.
 WEBHOOK_SHARED = ["src/intake/secrets.rs"]
 # What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for
@@ -99,6 +106,16 @@ PLATFORM = {
 }
 # Where the GitHub deployments read their token: the Secrets Manager reader they share with the webhook secret.
 GITHUB_TOKEN_SOURCES = ["src/github", "src/intake/secrets.rs"]
+
+# Settle role statements that serve CodeBuild, not settle's own calls.
+SETTLE_PLATFORM = {
+    "PromoteBinary": PLATFORM["PromoteBinary"],
+    "Logs": "CodeBuild writes the settle build's log",
+    "DecryptThroughServices": "DynamoDB decrypts with KmsKeyArn for the calls above",
+    # check_github_token_grant holds these to GithubTokenSecretArn and GithubTokenKmsKeyArn.
+    "GithubToken": "the GitHub token's secret, checked by check_github_token_grant",
+    "DecryptGithubToken": "the GitHub token's key, checked by check_github_token_grant",
+}
 
 # Webhook role statements that serve Lambda, not the function's own calls.
 WEBHOOK_PLATFORM = {
@@ -284,18 +301,20 @@ def check_build_role(calls: set, registry: dict) -> dict:
 
 
 def check_github_token_grant():
-    """The build role may read the GitHub token's secret exactly when GithubTokenSecretArn is given, with the
-    actions the token's reader calls, on that secret alone; and decrypt it with GithubTokenKmsKeyArn only when
-    that is given too."""
+    """The build role and the settle role (both tell GitHub) may read the GitHub token's secret exactly when
+    GithubTokenSecretArn is given, with the actions the token's reader calls, on that secret alone; and decrypt
+    it with GithubTokenKmsKeyArn only when that is given too."""
     needed = sdk_calls(rust_files(GITHUB_TOKEN_SOURCES))
     if "secretsmanager:GetSecretValue" not in needed:
         raise CheckFailed(f"{GITHUB_TOKEN_SOURCES} no longer read a secret: drop the GithubToken statement")
     template = load("deploy/production.yml")
-    for token, key in ((False, False), (True, False), (True, True)):
-        role = resource(template, "deploy/production.yml", "BuildRole",
+    for name, (token, key) in ((n, c) for n in ("BuildRole", "SettleRole")
+                                for c in ((False, False), (True, False), (True, True))):
+        role = resource(template, "deploy/production.yml", name,
                         {"HasSourceRole": False, "HasKmsKey": False, "StagingInThisRegion": True,
-                         "HasEventBus": False, "HasGithubToken": token, "HasGithubTokenKey": key})
-        what = (f"deploy/production.yml BuildRole ({'with' if token else 'without'} GithubTokenSecretArn, "
+                         "HasEventBus": False, "HasGithubToken": token, "HasGithubTokenKey": key,
+                         "RecordsOutcomes": True})
+        what = (f"deploy/production.yml {name} ({'with' if token else 'without'} GithubTokenSecretArn, "
                 f"{'with' if key else 'without'} GithubTokenKmsKeyArn)")
         found = {s["Sid"]: s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]}
         grant, decrypt = found.get("GithubToken"), found.get("DecryptGithubToken")
@@ -326,6 +345,23 @@ def check_webhook_role() -> set:
         compare(f"deploy/production.yml WebhookRole ({'with' if with_key else 'without'} KmsKeyArn)",
                 union(granted.values()), needed, "change the role's statements or the code",
                 needed_by=f"the code in {', '.join(WEBHOOK_SOURCES + WEBHOOK_SHARED)}")
+    return needed
+
+
+def check_settle_role() -> set:
+    """The settle project's role, with and without a customer managed key and an events bus."""
+    needed = sdk_calls(rust_files(SETTLE_SOURCES))
+    for with_options in (False, True):
+        role = resource(load("deploy/production.yml"), "deploy/production.yml", "SettleRole",
+                        {"HasKmsKey": with_options, "HasEventBus": with_options, "RecordsOutcomes": True,
+                         "HasGithubToken": with_options, "HasGithubTokenKey": with_options})
+        granted = {sid: a for sid, a in statements(role).items() if sid not in SETTLE_PLATFORM}
+        # The token's secret is read through the GithubToken statement, which check_github_token_grant checks.
+        expected = needed - {"secretsmanager:GetSecretValue"}
+        expected = expected if with_options else expected - {"events:PutEvents"}
+        compare(f"deploy/production.yml SettleRole ({'with' if with_options else 'without'} KmsKeyArn and "
+                f"EventBusName)", union(granted.values()), expected, "change the role's statements or the code",
+                needed_by=f"the code in {', '.join(SETTLE_SOURCES)}")
     return needed
 
 
@@ -396,8 +432,10 @@ def check() -> str:
     operator = sdk_calls(rust_files(OPERATOR_SOURCES))
     check_operator_policy(operator)
     webhook = check_webhook_role()
+    settle = check_settle_role()
     return (f"grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
-            f"target {sorted(registry['target'])}; operator {sorted(operator)}; webhook {sorted(webhook)}")
+            f"target {sorted(registry['target'])}; operator {sorted(operator)}; webhook {sorted(webhook)}; "
+            f"settle {sorted(settle)}")
 
 
 if __name__ == "__main__":

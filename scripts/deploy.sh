@@ -9,7 +9,8 @@
 #     [--set Parameter=value ...] [--prebuilt DIR]
 #
 # --set passes one more parameter to the production stack (repeatable): any of deploy/production.yml's
-# settings, e.g. --set GateVulnerabilities=HIGH --set EventBusName=default --set PinDigest=true, or
+# settings, e.g. --set GateVulnerabilities=HIGH --set EventBusName=default --set PinDigest=true,
+# --set RecordDeployOutcomes=true (the deploy outcomes' rule, queue and settle project; docs/operating.md), or
 # --set GithubTokenSecretArn=arn:aws:secretsmanager:…:secret:github-token-AbCdEf to show deploys on GitHub.
 # It checks every prerequisite first and, if one is missing, names each and creates nothing. --prebuilt takes
 # the ecr-promote binary and the webhook's bootstrap.zip from DIR instead of building them with
@@ -24,7 +25,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK=ecr-promote REPOSITORY=api BRANCH=master COMPUTE=BUILD_LAMBDA_1GB
 STAGING_PROFILE="" PRODUCTION_PROFILE="" GITHUB_REPO="" CLUSTER="" SERVICE="" CONTAINER=""
 STAGING_CLUSTER="" STAGING_SERVICE="" PREBUILT="" SETTINGS=()
-usage() { sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
     case "$1" in
         --staging-profile) STAGING_PROFILE="$2" ;;
@@ -238,7 +239,9 @@ production s3 cp --only-show-errors "$ZIP" "s3://$BUCKET/$ZIP_KEY"
 
 STAGING_REGION_PARAMETER=""
 [[ "$STAGING_REGION" == "$PRODUCTION_REGION" ]] || STAGING_REGION_PARAMETER="$STAGING_REGION"
+# Through the uploads' bucket: CloudFormation takes a template over 51,200 bytes only from S3.
 production cloudformation deploy --stack-name "$STACK" --template-file "$REPO/deploy/production.yml" \
+    --s3-bucket "$BUCKET" --s3-prefix "$STACK/templates" \
     --capabilities CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset --parameter-overrides \
     StagingAccountId="$STAGING_ACCOUNT" StagingRegion="$STAGING_REGION_PARAMETER" \
     StagingRepositoryName="$REPOSITORY" ProductionRepositoryName="$REPOSITORY" \

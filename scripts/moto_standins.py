@@ -7,9 +7,10 @@ moto 5.2.5 deploys most of deploy/*.yml, but skips (with a warning) the resource
 first !GetAtt on a skipped resource fails the whole stack. Each stand-in here takes the resource's properties,
 turns them into the input of the API call that creates it on AWS, validates that input against botocore's
 service model (so a misspelt or misplaced property fails the stack as CloudFormation would), and creates the
-resource in moto's own backend, so that the API calls the binaries and the tests make find it. Three gaps that
+resource in moto's own backend, so that the API calls the binaries and the tests make find it. Four gaps that
 are not resource types are filled here too, each saying what moto lacks: ExecuteChangeSet's outputs and
-failures, parameters counted as changed on every update, and the CodeConnections API (`deploy.sh` checks the
+failures, parameters counted as changed on every update, template URLs at a local S3 endpoint, and the
+CodeConnections API (`deploy.sh` checks the
 GitHub connections). Nothing else of moto is changed.
 """
 
@@ -394,6 +395,27 @@ def change_sets_as_on_aws():
     backend.execute_change_set = execute_change_set
 
 
+def template_urls_at_the_endpoint():
+    """`aws cloudformation deploy --s3-bucket` uploads the template and names it by the S3 endpoint it used: with
+    AWS_ENDPOINT_URL, path-style on moto's own host, http://127.0.0.1:PORT/bucket/key. moto reads a template URL
+    path-style only for localhost and amazonaws.com hosts, so it looks for a bucket named 127. Here any other
+    host is read path-style too, as the URL was made."""
+    from urllib.parse import urlparse
+
+    from moto.cloudformation import models, responses
+
+    original = responses.get_stack_from_s3_url
+
+    def get_stack_from_s3_url(template_url, account_id, partition):
+        parts = urlparse(template_url)
+        if not parts.netloc.endswith("amazonaws.com"):
+            template_url = parts._replace(netloc="localhost").geturl()
+        return original(template_url, account_id=account_id, partition=partition)
+
+    responses.get_stack_from_s3_url = get_stack_from_s3_url
+    models.get_stack_from_s3_url = get_stack_from_s3_url
+
+
 def update_only_what_changed():
     """A re-run of `aws cloudformation deploy` re-sends each parameter its command line leaves out with
     UsePreviousValue, which moto resolves to the previous value with the template's default filled in and
@@ -477,6 +499,7 @@ class CodeConnections:
 def serve():
     change_sets_as_on_aws()
     update_only_what_changed()
+    template_urls_at_the_endpoint()
     # moto_server builds its WSGI app inside main(); wrap the app it serves.
     import moto.server as server
     make_app = server.DomainDispatcherApplication

@@ -324,6 +324,14 @@ def assert_promotes(world, directory: Path, out: dict):
         queue = world.client("sqs", PRODUCTION).get_queue_attributes(
             QueueUrl=out["QueueUrl"], AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
         assert queue["ApproximateNumberOfMessages"] == "0", f"the release is still queued: {queue}"
+
+        # The settle project, with its variables, on the stack's outcomes queue, table and the service.
+        project = world.client("codebuild", PRODUCTION).batch_get_projects(names=[out["SettleProjectName"]])["projects"][0]
+        variables = {v["name"]: v["value"] for v in project["environment"]["environmentVariables"]}
+        settle = subprocess.run([str(TARGET / "ecr-promote"), "settle"], capture_output=True, text=True, timeout=60,
+                                env=environment_of(world, PRODUCTION, variables, registries))
+        print(f"$ ecr-promote settle\nexit {settle.returncode}\n{settle.stdout}{settle.stderr}")
+        assert settle.returncode == 0, "ecr-promote settle failed"
     finally:
         for registry in registries:
             registry.close()
@@ -393,6 +401,20 @@ def assert_production_lines_up(world):
     # The documented command's --set EventBusName=default reaches the build's setting.
     assert build["PROMOTE_EVENT_BUS"] == "default", build
     assert project["environment"]["type"] == "LINUX_LAMBDA_CONTAINER", project["environment"]
+    # The documented command's --set RecordDeployOutcomes=true: settle reads the queue the rule feeds.
+    settle = world.client("codebuild", PRODUCTION).batch_get_projects(names=[out["SettleProjectName"]])["projects"][0]
+    settling = {v["name"]: v["value"] for v in settle["environment"]["environmentVariables"]}
+    for name, value in {"PROMOTE_OUTCOMES_QUEUE_URL": out["OutcomesQueueUrl"], "PROMOTE_TABLE": out["TableName"],
+                        "PROMOTE_CLUSTER": "production", "PROMOTE_SERVICE": "api",
+                        "PROMOTE_EVENT_BUS": "default"}.items():
+        assert settling.get(name) == value, f"the settle project's {name} is {settling.get(name)!r}, not {value!r}"
+    events = world.client("events", PRODUCTION)
+    rules = [r for r in events.list_rules()["Rules"] if "aws.ecs" in r.get("EventPattern", "")]
+    assert len(rules) == 1, f"one rule on ECS's deployment events, not {rules}"
+    targets = {t["Arn"] for t in events.list_targets_by_rule(Rule=rules[0]["Name"])["Targets"]}
+    queue_arn = world.client("sqs", PRODUCTION).get_queue_attributes(
+        QueueUrl=out["OutcomesQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert targets == {queue_arn, settle["arn"]}, f"the rule's targets are {targets}"
     pipeline = world.client("codepipeline", PRODUCTION).get_pipeline(name=out["PipelineName"])["pipeline"]
     assert [s["name"] for s in pipeline["stages"]] == ["Source", "Promote", "Deploy"], pipeline["stages"]
     secret = world.client("secretsmanager", PRODUCTION).get_secret_value(SecretId=out["WebhookSecretArn"])

@@ -127,6 +127,12 @@ pub enum Command {
     #[command(after_help = crate::exit::TABLE)]
     Status(StatusArgs),
 
+    /// Record how ECS rolled out each deploy (completed, failed, rolled back): drain the outcomes queue of ECS
+    /// deployment events, reconcile them with the production service's deployments, and write each outcome onto
+    /// its deploy in the ledger.
+    #[command(after_help = crate::exit::TABLE)]
+    Settle(SettleArgs),
+
     /// Check every recorded release against the registries: its production tag still on the recorded digest
     /// (exit 3 if not), the staging image of its commit still there; pending and unreadable items listed.
     #[command(after_help = crate::exit::TABLE)]
@@ -287,10 +293,6 @@ pub struct PromotionArgs {
     #[arg(long, env = "CODEBUILD_SRC_DIR")]
     pub source_dir: Option<PathBuf>,
 
-    /// The CodeBuild build recorded with each release (set by CodeBuild).
-    #[arg(long, env = "CODEBUILD_BUILD_ARN")]
-    pub build_arn: Option<String>,
-
     /// Who started the run, recorded with each deploy (set by CodeBuild; USER otherwise).
     #[arg(long, env = "CODEBUILD_INITIATOR")]
     pub initiator: Option<String>,
@@ -324,6 +326,11 @@ pub struct EventArgs {
     /// empty, "-" or "off". A failure to publish is logged and never fails the command.
     #[arg(long, env = "PROMOTE_EVENT_BUS")]
     pub event_bus: Option<String>,
+
+    /// The CodeBuild build running the command (set by CodeBuild): recorded with each release and deploy, and
+    /// named in each event published.
+    #[arg(long, env = "CODEBUILD_BUILD_ARN")]
+    pub build_arn: Option<String>,
 }
 
 impl EventArgs {
@@ -338,8 +345,8 @@ impl EventArgs {
 pub struct GithubArgs {
     /// Show each deploy on GitHub as a deployment of the release's commit, with its statuses: the Secrets
     /// Manager secret (ARN or name) holding a fine-grained token with "Deployments: read and write" on the
-    /// repository (or, with PROMOTE_GITHUB_APP_ID, the App's private key). Off when unset, empty, "-" or "off". GitHub unreachable or refusing never fails a command:
-    /// it is logged and told on the next report.
+    /// repository (or, with PROMOTE_GITHUB_APP_ID, the App's private key). Off when unset, empty, "-" or
+    /// "off". GitHub unreachable or refusing never fails a command: it is logged and told on the next report.
     #[arg(long, env = "PROMOTE_GITHUB_TOKEN_SECRET_ARN")]
     pub github_token_secret_arn: Option<String>,
 
@@ -384,7 +391,7 @@ impl GithubArgs {
         let environment = self.github_environment.trim();
         if environment.is_empty() {
             return Err(Usage(
-                "PROMOTE_GITHUB_ENVIRONMENT is empty: name the GitHub environment deployments go to, e.g.                  production"
+                "PROMOTE_GITHUB_ENVIRONMENT is empty: name the GitHub environment deployments go to, e.g. production"
                     .into(),
             ));
         }
@@ -526,7 +533,7 @@ impl PromotionArgs {
             },
             pin_digest: self.pin_digest,
             checkout: self.source_dir.clone(),
-            build_arn: self.build_arn.clone(),
+            build_arn: self.events.build_arn.clone(),
             initiator: self
                 .initiator
                 .clone()
@@ -779,15 +786,75 @@ pub struct ShowArgs {
     pub ledger: LedgerArgs,
 }
 
+/// The production ECS service.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The ECS cluster of the production service (name or ARN). Required.
+pub struct ServiceArgs {
+    /// The ECS cluster of the production service (name or ARN). Required by status and settle, and by audit
+    /// with PROMOTE_OUTCOMES_QUEUE_URL set.
     #[arg(long, env = "PROMOTE_CLUSTER")]
     pub cluster: Option<String>,
 
-    /// The production ECS service (name or ARN). Required.
+    /// The production ECS service (name or ARN). Required by status and settle, and by audit with
+    /// PROMOTE_OUTCOMES_QUEUE_URL set.
     #[arg(long, env = "PROMOTE_SERVICE")]
     pub service: Option<String>,
+}
+
+impl ServiceArgs {
+    /// The cluster and the service.
+    pub fn names(&self) -> Result<(String, String), Usage> {
+        let cluster = required_text(
+            self.cluster.clone(),
+            "PROMOTE_CLUSTER",
+            "--cluster",
+            "the ECS cluster of the production service",
+        )?;
+        let service = required_text(
+            self.service.clone(),
+            "PROMOTE_SERVICE",
+            "--service",
+            "the production ECS service",
+        )?;
+        Ok((cluster, service))
+    }
+}
+
+/// Where deploy outcomes are learned from.
+#[derive(Debug, Args)]
+pub struct OutcomeArgs {
+    /// Record how ECS rolled out each deploy (completed, failed, rolled back): the SQS queue the production
+    /// stack's ECS deployment rule feeds (docs/operating.md). `settle` drains it; `status` and `audit` drain it
+    /// too and record what the service shows, making good a lost event. Off when unset, empty, "-" or "off":
+    /// `status` and `audit` then only read, and `settle` only reconciles.
+    #[arg(long, env = "PROMOTE_OUTCOMES_QUEUE_URL")]
+    pub outcomes_queue_url: Option<String>,
+}
+
+impl OutcomeArgs {
+    pub fn queue_url(&self) -> Option<String> {
+        given(&self.outcomes_queue_url)
+    }
+}
+
+/// The production service and where its deploys' outcomes are learned from: what `settle` works on, and what
+/// `status` and `audit` settle first with outcomes on.
+#[derive(Debug, Args)]
+pub struct SettlingArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+
+    #[command(flatten)]
+    pub outcomes: OutcomeArgs,
+
+    /// An outcome learned is told to GitHub too, when GitHub deployments are on.
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub settling: SettlingArgs,
 
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
@@ -804,6 +871,18 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SettleArgs {
+    #[command(flatten)]
+    pub settling: SettlingArgs,
+
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub events: EventArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
@@ -811,6 +890,9 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub ledger: LedgerArgs,
+
+    #[command(flatten)]
+    pub settling: SettlingArgs,
 
     #[command(flatten)]
     pub registries: RegistryArgs,

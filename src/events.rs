@@ -1,5 +1,5 @@
 //! Events people can subscribe to: one JSON event on an EventBridge bus for each thing that happened to a
-//! release (promoted, refused, deployed), to be routed by rules (to SNS, Slack through AWS Chatbot, a queue).
+//! release (promoted, refused, deployed, its deploy completed or failed in ECS), to be routed by rules (to SNS, Slack through AWS Chatbot, a queue).
 //! Off unless PROMOTE_EVENT_BUS names a bus; a failure to publish is logged and never fails a promotion.
 //!
 //! The schema is versioned: `detail.schema` is [`SCHEMA`]; a field is only ever added within a version. Every
@@ -64,6 +64,31 @@ pub enum Event {
         sequence: Option<u64>,
         images: Vec<ImageRef>,
     },
+    /// ECS completed the rollout of a deploy: every task of it runs.
+    DeployCompleted {
+        release: ReleaseRef,
+        /// `promote` or `redeploy`.
+        deploy: String,
+        /// The deploy's number in the table's deploy sequence.
+        sequence: u64,
+        /// The ECS deployment (`ecs-svc/…`) that rolled it out.
+        deployment_id: String,
+        completed_at: String,
+    },
+    /// ECS failed to roll out a deploy, and rolled back to `rolled_back_to` when it did.
+    DeployFailed {
+        release: ReleaseRef,
+        deploy: String,
+        sequence: u64,
+        deployment_id: String,
+        failed_at: String,
+        /// ECS's reason (the circuit breaker's), when it gave one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The release ECS went back to, when it rolled back to a recorded one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rolled_back_to: Option<String>,
+    },
     /// What runs in production, or what a release tag holds, is not what was released.
     DriftFound {
         /// `status` (what the service runs) or `audit` (what the release tags hold).
@@ -82,6 +107,8 @@ impl Event {
             Event::ReleasePromoted { .. } => "Release Promoted",
             Event::ReleaseRefused { .. } => "Release Refused",
             Event::ReleaseDeployed { .. } => "Release Deployed",
+            Event::DeployCompleted { .. } => "Deploy Completed",
+            Event::DeployFailed { .. } => "Deploy Failed",
             Event::DriftFound { .. } => "Drift Found",
         }
     }

@@ -30,10 +30,11 @@ pub fn table(releases: &Releases) -> String {
         "DIGEST",
         "PROMOTED_AT",
         "LAST_DEPLOYED_AT",
+        "OUTCOME",
         "PRERELEASE",
     ]
     .map(String::from);
-    let mut rows: Vec<[String; 7]> = releases
+    let mut rows: Vec<[String; 8]> = releases
         .records
         .iter()
         .map(|r| {
@@ -44,6 +45,7 @@ pub fn table(releases: &Releases) -> String {
                 r.digest.short().to_owned(),
                 r.promoted_at.clone().unwrap_or_else(|| "-".into()),
                 r.last_deployed_at().unwrap_or("-").to_owned(),
+                outcome_cell(r),
                 if r.prerelease { "yes" } else { "no" }.to_owned(),
             ]
         })
@@ -54,6 +56,18 @@ pub fn table(releases: &Releases) -> String {
         let _ = writeln!(out, "unreadable {}: {}", item.tag, item.problem);
     }
     out
+}
+
+/// How the release's last deploy ended in ECS: `completed`, `failed`, `rolled_back:v1.1.0`, `in_progress`,
+/// or `-` when not known.
+fn outcome_cell(record: &Record) -> String {
+    match record.last_deploy().and_then(|d| d.outcome.as_ref()) {
+        None => "-".to_owned(),
+        Some(outcome) => match &outcome.rolled_back_to {
+            Some(to) => format!("{}:{to}", outcome.state.as_str()),
+            None => outcome.state.as_str().to_owned(),
+        },
+    }
 }
 
 /// The row of an item that is not a record, in a table whose first two columns are the tag and the state:
@@ -131,13 +145,19 @@ pub fn release(record: &Record) -> String {
         let _ = writeln!(out, "  none recorded");
     }
     for deploy in &record.deploys {
+        // One line a deploy, its outcome at the end once known.
+        let outcome = deploy
+            .outcome
+            .as_ref()
+            .map(|o| format!("  outcome: {}", o.summary()));
         let _ = writeln!(
             out,
-            "  {}  {:8}  by {}  build {}",
+            "  {}  {:8}  by {}  build {}{}",
             deploy.deployed_at,
             deploy.kind.as_str(),
             deploy.initiator.as_deref().unwrap_or("-"),
-            deploy.build_arn.as_deref().unwrap_or("-")
+            deploy.build_arn.as_deref().unwrap_or("-"),
+            outcome.unwrap_or_default()
         );
         if let Some(github) = &deploy.github {
             let _ = writeln!(out, "    github  {}", github_line(github));
@@ -177,6 +197,7 @@ mod tests {
                 kind: DeployKind::Redeploy,
                 build_arn: None,
                 initiator: Some("alice".into()),
+                outcome: None,
                 github: None,
             })
             .into_iter()
@@ -240,7 +261,21 @@ mod tests {
             out.contains("2026-02-02T00:00:00Z  redeploy  by alice"),
             "{out}"
         );
+        assert!(!out.contains("outcome"), "{out}");
         assert!(release(&record("v1", None)).contains("none recorded"));
+        let shown = release(&crate::ledger::full());
+        assert!(
+            shown.contains(
+                "  outcome: rolled back to v0 2026-01-02T00:05:00Z (ecs-svc/1234567890): ECS deployment \
+                 circuit breaker"
+            ),
+            "{shown}"
+        );
+        let listed = table(&Releases {
+            records: vec![crate::ledger::full()],
+            unreadable: Vec::new(),
+        });
+        assert!(listed.contains(" rolled_back:v0 "), "{listed}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod history;
 pub mod intake;
 pub mod ledger;
 pub mod logging;
+pub mod outcome;
 pub mod outside;
 pub mod promote;
 pub mod registry;

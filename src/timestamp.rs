@@ -53,6 +53,23 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The instant `seconds` after the Unix epoch (as AWS APIs send times in JSON), if it is one.
+    pub fn from_epoch_seconds(seconds: f64) -> Option<Timestamp> {
+        OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9) as i128)
+            .ok()
+            .map(Timestamp)
+    }
+
+    /// As the ledger writes times: RFC 3339 UTC, whole seconds.
+    pub fn whole_seconds(self) -> String {
+        self.0
+            .replace_nanosecond(0)
+            .map(|t| Timestamp(t).to_string())
+            .unwrap_or_else(|_| self.to_string())
+    }
+}
+
 /// Now, as the ledger writes times: RFC 3339 UTC, whole seconds.
 pub fn now() -> String {
     time_text(std::time::SystemTime::now())

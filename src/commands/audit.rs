@@ -20,6 +20,7 @@ pub async fn audit(args: AuditArgs, stall: Duration) -> Result<()> {
     let aws = args.registries.aws(stall).await?;
     let connector = args.registries.connector(Some(aws.clone()), stall);
     let ledger = Ledger::new(&aws.config, &table);
+    super::outcome::settle_first(&aws.config, &ledger, &args.settling, &args.events, stall).await?;
     let started = Instant::now();
     let releases = ledger.releases().await?;
     let report = crate::audit::audit(&releases, &connector, CHECKS_AT_ONCE).await?;

@@ -9,6 +9,7 @@ use crate::events::{Event, Publisher};
 pub mod audit;
 pub mod copy;
 pub mod ledger;
+pub mod outcome;
 pub mod release;
 pub mod status;
 
@@ -23,6 +24,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Show(args) => ledger::show(args, stall).await,
         Command::Copy(args) => copy::copy(args, stall).await,
         Command::Status(args) => status::status(args, stall).await,
+        Command::Settle(args) => outcome::settle(args, stall).await,
         Command::Audit(args) => audit::audit(args, stall).await,
     }
 }
@@ -38,7 +40,7 @@ async fn announce_drift(
     if drift.is_empty() {
         return;
     }
-    Publisher::new(config, events.bus(), None)
+    Publisher::new(config, events.bus(), events.build_arn.clone())
         .publish(&Event::DriftFound {
             found_by: found_by.to_owned(),
             service,

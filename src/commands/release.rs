@@ -37,10 +37,14 @@ impl Parts {
         let connector = args.registries.connector(Some(aws.clone()), stall);
         let ledger = Ledger::new(&aws.config, table);
         let gatekeeper = Gatekeeper::new(gates, &aws);
-        let events = Publisher::new(&aws.config, args.events.bus(), args.build_arn.clone());
+        let events = Publisher::new(
+            &aws.config,
+            args.events.bus(),
+            args.events.build_arn.clone(),
+        );
         let github = Deployments::new(
             &aws.config,
-            args.github.settings(args.build_arn.clone())?,
+            args.github.settings(args.events.build_arn.clone())?,
             stall,
         );
         Ok(Parts {
@@ -212,7 +216,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
         dry_run: args.promotion.dry_run,
     };
     let promoter = parts.promoter(settings).await?;
-    let queue = Queue::new(&parts.aws.config, &queue_url);
+    let queue = Queue::new(&parts.aws.config, &queue_url, "PROMOTE_QUEUE_URL");
     let report = run::run(&promoter, &queue, &run_settings).await?;
     for plan in &report.planned {
         print_plan(plan, promoter.table());

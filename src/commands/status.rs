@@ -5,31 +5,22 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use crate::cli::{StatusArgs, required_text};
+use crate::cli::StatusArgs;
 use crate::history::{columns, short};
 use crate::ledger::Ledger;
 use crate::status::{Check, Ecs, MatchedBy, StatusReport};
 
 pub async fn status(args: StatusArgs, stall: std::time::Duration) -> Result<()> {
-    let cluster = required_text(
-        args.cluster,
-        "PROMOTE_CLUSTER",
-        "--cluster",
-        "the ECS cluster of the production service",
-    )?;
-    let service = required_text(
-        args.service,
-        "PROMOTE_SERVICE",
-        "--service",
-        "the production ECS service",
-    )?;
+    let (cluster, service) = args.settling.service.names()?;
     let table = args.ledger.table()?;
     // Status reads production only: no source role.
     let aws = crate::aws::Aws::load(stall, None).await?;
     let connector = args.endpoints.connector(Some(aws.clone()), stall);
+    let ledger = Ledger::new(&aws.config, &table);
+    super::outcome::settle_first(&aws.config, &ledger, &args.settling, &args.events, stall).await?;
     let report = crate::status::check(
         &Ecs::new(&aws.config),
-        &Ledger::new(&aws.config, &table),
+        &ledger,
         &connector,
         &cluster,
         &service,
@@ -129,6 +120,9 @@ fn render(report: &StatusReport) -> String {
                     r.initiator.as_deref().unwrap_or("-"),
                     r.build_arn.as_deref().unwrap_or("-"),
                 );
+                if let Some(outcome) = &r.last_outcome {
+                    let _ = writeln!(details, "  last deploy {}", outcome.summary());
+                }
             }
             for task in &container.running {
                 let _ = writeln!(

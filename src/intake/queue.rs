@@ -11,6 +11,8 @@ use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystem
 pub struct Queue {
     client: aws_sdk_sqs::Client,
     url: String,
+    /// The setting that named it (PROMOTE_QUEUE_URL, PROMOTE_OUTCOMES_QUEUE_URL), for errors.
+    setting: &'static str,
 }
 
 #[derive(Clone, Debug)]
@@ -27,10 +29,12 @@ pub struct Message {
 const MAX_MESSAGES_PER_RUN: usize = 100;
 
 impl Queue {
-    pub fn new(config: &aws_config::SdkConfig, url: &str) -> Queue {
+    /// The queue at `url`, which the variable `setting` named.
+    pub fn new(config: &aws_config::SdkConfig, url: &str, setting: &'static str) -> Queue {
         Queue {
             client: aws_sdk_sqs::Client::new(config),
             url: url.to_owned(),
+            setting,
         }
     }
 
@@ -74,8 +78,8 @@ impl Queue {
                 .map_err(crate::aws::sdk_error)
                 .with_context(|| {
                     format!(
-                        "receiving from queue {}: check PROMOTE_QUEUE_URL and sqs:ReceiveMessage",
-                        self.url
+                        "receiving from queue {}: check {} and sqs:ReceiveMessage",
+                        self.url, self.setting
                     )
                 })?;
             let batch = answer.messages();

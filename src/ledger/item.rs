@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::record::{Deploy, DeployKind, GithubMark, Image, Record, ReleaseState};
+use super::record::{Deploy, DeployKind, GithubMark, Image, Outcome, Record, ReleaseState};
 use crate::timestamp::Timestamp;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -46,9 +46,23 @@ pub(super) fn deploy_item(deploy: &Deploy) -> AttributeValue {
     }
     optional(&mut item, "build_arn", deploy.build_arn.as_ref());
     optional(&mut item, "initiator", deploy.initiator.as_ref());
+    if let Some(outcome) = &deploy.outcome {
+        item.insert("outcome".to_owned(), outcome_item(outcome));
+    }
     if let Some(github) = &deploy.github {
         item.insert("github".to_owned(), github_item(github));
     }
+    AttributeValue::M(item)
+}
+
+pub(super) fn outcome_item(outcome: &Outcome) -> AttributeValue {
+    let mut item = HashMap::from([
+        ("state".to_owned(), string(outcome.state.as_str())),
+        ("deployment_id".to_owned(), string(&outcome.deployment_id)),
+        ("at".to_owned(), string(&outcome.at)),
+    ]);
+    optional(&mut item, "reason", outcome.reason.as_ref());
+    optional(&mut item, "rolled_back_to", outcome.rolled_back_to.as_ref());
     AttributeValue::M(item)
 }
 
@@ -189,7 +203,7 @@ impl<'a> Fields<'a> {
 
     fn map(&self, name: &str) -> Result<Option<Fields<'a>>, String> {
         match self.item.get(name) {
-            None => Ok(None),
+            None | Some(AttributeValue::Null(_)) => Ok(None),
             Some(AttributeValue::M(item)) => Ok(Some(Fields {
                 item,
                 at: format!("{}{name}.", self.at),
@@ -225,6 +239,18 @@ fn image_of(fields: &Fields) -> Result<Image, String> {
         digest: fields
             .parsed("digest")?
             .ok_or_else(|| fields.problem("digest", "is missing"))?,
+    })
+}
+
+fn outcome_of(fields: &Fields) -> Result<Outcome, String> {
+    Ok(Outcome {
+        state: fields
+            .parsed("state")?
+            .ok_or_else(|| fields.problem("state", "is missing"))?,
+        deployment_id: fields.required("deployment_id")?.to_owned(),
+        at: fields.required("at")?.to_owned(),
+        reason: fields.owned("reason")?,
+        rolled_back_to: fields.owned("rolled_back_to")?,
     })
 }
 
@@ -275,6 +301,11 @@ pub(super) fn from_item(item: &Item) -> Result<Record, String> {
                 },
                 build_arn: deploy.owned("build_arn")?,
                 initiator: deploy.owned("initiator")?,
+                outcome: deploy
+                    .map("outcome")?
+                    .as_ref()
+                    .map(outcome_of)
+                    .transpose()?,
                 github: deploy.map("github")?.as_ref().map(github_of).transpose()?,
             })
         })
@@ -355,6 +386,18 @@ mod tests {
             (
                 broken(&|i| drop(i.insert("state".into(), string("half")))),
                 "field state is \"half\"",
+            ),
+            (
+                broken(&|i| {
+                    let mut deploys = i["deploys"].as_l().unwrap().clone();
+                    let mut first = deploys[0].as_m().unwrap().clone();
+                    let mut outcome = first["outcome"].as_m().unwrap().clone();
+                    outcome.insert("state".into(), string("vanished"));
+                    first.insert("outcome".into(), AttributeValue::M(outcome));
+                    deploys[0] = AttributeValue::M(first);
+                    i.insert("deploys".into(), AttributeValue::L(deploys));
+                }),
+                "field deploys[0].outcome.state is wrong",
             ),
             (
                 broken(&|i| drop(i.insert("published_at".into(), string("garbage")))),

@@ -11,19 +11,23 @@
 //!
 //! Rooms: `record` (what a release's record holds), `item` (its DynamoDB form), `update` (conditional
 //! writes), `claim` (the claim protocol), `deploys` (the deploy history and its sequence), `listing`
-//! (reading one record or all), `order` (which release came last).
+//! (reading one record or all), `order` (which release came last), `outcomes` (how ECS rolled each deploy
+//! out).
 
 mod claim;
 mod deploys;
 mod item;
 mod listing;
 mod order;
+mod outcomes;
 mod record;
 mod update;
 
 pub use listing::{Releases, Unreadable};
 pub use order::last_shipped;
-pub use record::{Conflict, Deploy, DeployKind, GithubMark, Image, Record, ReleaseState};
+pub use record::{
+    Conflict, Deploy, DeployKind, GithubMark, Image, Outcome, OutcomeState, Record, ReleaseState,
+};
 
 /// Keys of items that are not releases: the webhook function's delivery claims (`delivery#<id>`). `#` can
 /// never be in a release tag, which must be a valid image tag.
@@ -119,6 +123,13 @@ pub(crate) fn full() -> Record {
         kind: DeployKind::Redeploy,
         build_arn: Some("arn:b".into()),
         initiator: Some("alice".into()),
+        outcome: Some(Outcome {
+            state: OutcomeState::RolledBack,
+            deployment_id: "ecs-svc/1234567890".into(),
+            at: "2026-01-02T00:05:00Z".into(),
+            reason: Some("ECS deployment circuit breaker: tasks failed to start.".into()),
+            rolled_back_to: Some("v0".into()),
+        }),
         github: Some(GithubMark {
             repository: "o/r".into(),
             deployment_id: Some(42),

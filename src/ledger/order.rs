@@ -7,11 +7,13 @@ use crate::timestamp::Timestamp;
 /// Of `records`, the completed release deployed last: what production runs unless someone changed it outside
 /// ecr-promote. After a rollback that is the release rolled back to. A promotion that was never deployed (an
 /// older release promoted in the same run as a newer one) is no deploy. Deploys recorded before they carried
-/// a sequence tie only within a second; such a tie goes to the release published later.
+/// a sequence tie only within a second; such a tie goes to the release published later. A release whose last
+/// deploy failed in ECS (or was rolled back) is passed over: production does not run it, and deploying it again
+/// unasked would fail again.
 pub fn last_shipped(records: &[Record]) -> Option<&Record> {
     records
         .iter()
-        .filter(|r| r.state == ReleaseState::Done)
+        .filter(|r| r.state == ReleaseState::Done && !r.last_deploy_failed())
         .filter_map(|r| Some((r.last_deploy()?.order(), r.precedence(), r)))
         .max_by(|a, b| {
             (&a.0, &a.1)
@@ -60,6 +62,7 @@ mod tests {
             kind: DeployKind::Promote,
             build_arn: None,
             initiator: None,
+            outcome: None,
             github: None,
         }
     }
@@ -89,6 +92,43 @@ mod tests {
             let chosen = last_shipped(&listed).map(|r| r.tag_name.clone());
             proptest::prop_assert_eq!(chosen, Some(format!("v1.{}.0", deployed.last().unwrap())));
         }
+    }
+
+    #[test]
+    fn a_release_whose_last_deploy_failed_is_passed_over_until_it_is_deployed_again() {
+        use crate::ledger::{Outcome, OutcomeState};
+        let ended = |state, sequence| {
+            let mut deploy = deploy(Some(sequence), "2026-01-01T00:01:00Z");
+            deploy.outcome = Some(Outcome {
+                state,
+                deployment_id: format!("ecs-svc/{sequence}"),
+                at: "2026-01-01T00:02:00Z".into(),
+                reason: None,
+                rolled_back_to: None,
+            });
+            deploy
+        };
+        let mut older = published("v1.0.0", 1);
+        let mut newer = published("v1.1.0", 2);
+        older.deploys = vec![ended(OutcomeState::Completed, 1)];
+        for failure in [OutcomeState::Failed, OutcomeState::RolledBack] {
+            newer.deploys = vec![ended(failure, 2)];
+            let records = [older.clone(), newer.clone()];
+            assert_eq!(last_shipped(&records).unwrap().tag_name, "v1.0.0");
+        }
+        // Still rolling out, or deployed again and completed: chosen as before.
+        newer.deploys = vec![ended(OutcomeState::InProgress, 2)];
+        assert_eq!(
+            last_shipped(&[older.clone(), newer.clone()])
+                .unwrap()
+                .tag_name,
+            "v1.1.0"
+        );
+        newer.deploys = vec![
+            ended(OutcomeState::Failed, 2),
+            ended(OutcomeState::Completed, 3),
+        ];
+        assert_eq!(last_shipped(&[older, newer]).unwrap().tag_name, "v1.1.0");
     }
 
     #[test]

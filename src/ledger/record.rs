@@ -49,6 +49,10 @@ pub struct Deploy {
     pub build_arn: Option<String>,
     /// Who started it (CodeBuild's initiator, or the user at a terminal).
     pub initiator: Option<String>,
+    /// How ECS rolled it out, once `settle` (or `status`) learned it; `None` until then, and for deploys
+    /// recorded before outcomes were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     /// What GitHub was told of it, when GitHub deployments are reported (PROMOTE_GITHUB_TOKEN_SECRET_ARN).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github: Option<GithubMark>,
@@ -75,6 +79,110 @@ impl Deploy {
     /// was one come before all that have one (they happened earlier), ordered among themselves by time.
     pub fn order(&self) -> (Option<u64>, Option<Timestamp>) {
         (self.sequence, self.deployed_at.parse().ok())
+    }
+
+    /// ECS failed to roll it out (and may have rolled back): a release whose last deploy this is is not
+    /// one to deploy again unasked.
+    pub fn failed(&self) -> bool {
+        self.outcome.as_ref().is_some_and(|o| o.state.failed())
+    }
+}
+
+/// How ECS rolled out a deploy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeState {
+    /// ECS started the deployment; how it ends is not known yet.
+    InProgress,
+    /// Every task of the deployment runs and is healthy.
+    Completed,
+    /// The deployment failed (the circuit breaker tripped, or it was stopped).
+    Failed,
+    /// The deployment failed and ECS went back to the release named in [`Outcome::rolled_back_to`].
+    RolledBack,
+}
+
+impl OutcomeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeState::InProgress => "in_progress",
+            OutcomeState::Completed => "completed",
+            OutcomeState::Failed => "failed",
+            OutcomeState::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn failed(self) -> bool {
+        matches!(self, OutcomeState::Failed | OutcomeState::RolledBack)
+    }
+
+    /// Whether the rollout has ended: an ended outcome is final.
+    pub fn ended(self) -> bool {
+        self != OutcomeState::InProgress
+    }
+}
+
+impl std::str::FromStr for OutcomeState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [
+            OutcomeState::InProgress,
+            OutcomeState::Completed,
+            OutcomeState::Failed,
+            OutcomeState::RolledBack,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not in_progress, completed, failed or rolled_back"))
+    }
+}
+
+/// How one deploy ended in production ECS: the ECS deployment that rolled it out and what became of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    pub state: OutcomeState,
+    /// The ECS deployment (`ecs-svc/…`) that rolled the deploy out.
+    pub deployment_id: String,
+    /// RFC 3339 UTC: when ECS reported this state (for `completed`, when the rollout completed).
+    pub at: String,
+    /// ECS's reason, when it gave one (a failure's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The release ECS rolled back to (`rolled_back` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<String>,
+}
+
+impl Outcome {
+    /// Whether this outcome may replace `recorded` on the same deploy. Events come at least once and out of
+    /// order, so an outcome only moves forward: nothing → in progress → ended, and failed → rolled back (the
+    /// rollback is learned after the failure); an ended outcome is never replaced by another, nor is one
+    /// deploy ever given a second ECS deployment.
+    pub fn replaces(&self, recorded: Option<&Outcome>) -> bool {
+        let Some(recorded) = recorded else {
+            return true;
+        };
+        self.deployment_id == recorded.deployment_id
+            && match recorded.state {
+                OutcomeState::InProgress => self.state.ended(),
+                OutcomeState::Failed => self.state == OutcomeState::RolledBack,
+                OutcomeState::Completed | OutcomeState::RolledBack => false,
+            }
+    }
+
+    /// One line for people: `completed 2026-… (ecs-svc/1)`, `rolled back to v1.0.0 …: reason`.
+    pub fn summary(&self) -> String {
+        let state = match (&self.state, &self.rolled_back_to) {
+            (OutcomeState::RolledBack, Some(to)) => format!("rolled back to {to}"),
+            (state, _) => state.as_str().replace('_', " "),
+        };
+        let reason = self
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        format!("{state} {} ({}){reason}", self.at, self.deployment_id)
     }
 }
 
@@ -183,6 +291,12 @@ impl Record {
         self.last_deploy().map(|d| d.deployed_at.as_str())
     }
 
+    /// Whether the release's latest deploy failed in ECS (or was rolled back): not a release to deploy again
+    /// unasked.
+    pub fn last_deploy_failed(&self) -> bool {
+        self.last_deploy().is_some_and(Deploy::failed)
+    }
+
     /// The latest of the release's deploys.
     pub fn last_deploy(&self) -> Option<&Deploy> {
         self.deploys.iter().max_by_key(|d| d.order())
@@ -220,6 +334,34 @@ pub struct Conflict {
 mod tests {
     use super::*;
     use crate::ledger::full;
+
+    #[test]
+    fn an_outcome_only_moves_forward_and_stays_with_its_ecs_deployment() {
+        let outcome = |state, deployment: &str| Outcome {
+            state,
+            deployment_id: deployment.into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            reason: None,
+            rolled_back_to: None,
+        };
+        use OutcomeState::*;
+        let started = outcome(InProgress, "ecs-svc/1");
+        assert!(started.replaces(None));
+        for ended in [Completed, Failed, RolledBack] {
+            assert!(outcome(ended, "ecs-svc/1").replaces(Some(&started)));
+            assert!(
+                !started.replaces(Some(&outcome(ended, "ecs-svc/1"))),
+                "a late in-progress event"
+            );
+            assert!(
+                !outcome(ended, "ecs-svc/2").replaces(Some(&started)),
+                "another ECS deployment"
+            );
+        }
+        assert!(outcome(RolledBack, "ecs-svc/1").replaces(Some(&outcome(Failed, "ecs-svc/1"))));
+        assert!(!outcome(Failed, "ecs-svc/1").replaces(Some(&outcome(Completed, "ecs-svc/1"))));
+        assert!(!outcome(Completed, "ecs-svc/1").replaces(Some(&outcome(Completed, "ecs-svc/1"))));
+    }
 
     #[test]
     fn a_different_commit_or_digest_conflicts_the_same_does_not() {

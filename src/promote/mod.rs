@@ -424,6 +424,7 @@ impl<'a> Promoter<'a> {
             kind,
             build_arn: self.settings.build_arn.clone(),
             initiator: self.settings.initiator.clone(),
+            outcome: None,
             github,
         };
         let deploy = self.ledger.record_deploy(&promotion.tag, deploy).await?;

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::timestamp::Timestamp;
+
 /// One deployment of the service, as `DescribeServices` gives it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,10 +19,30 @@ pub struct Deployment {
     pub task_definition: String,
     #[serde(default)]
     pub rollout_state: Option<String>,
+    /// ECS's words on the rollout (why it failed, when it did).
+    #[serde(default)]
+    pub rollout_state_reason: Option<String>,
+    /// When ECS created it: the deploy it rolls out is the one recorded last before then.
+    #[serde(default, deserialize_with = "epoch_seconds")]
+    pub created_at: Option<Timestamp>,
+    /// When its state last changed (for a completed rollout, when it completed).
+    #[serde(default, deserialize_with = "epoch_seconds")]
+    pub updated_at: Option<Timestamp>,
     #[serde(default)]
     pub desired_count: i32,
     #[serde(default)]
     pub running_count: i32,
+}
+
+/// ECS's JSON times: seconds since the epoch.
+fn epoch_seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Timestamp>, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.and_then(Timestamp::from_epoch_seconds))
+}
+
+fn instant(time: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<Timestamp> {
+    time.and_then(|t| Timestamp::from_epoch_seconds(t.as_secs_f64()))
 }
 
 /// A task definition's containers, as `DescribeTaskDefinition` gives them.
@@ -74,6 +96,9 @@ fn deployments_of(service: &aws_sdk_ecs::types::Service) -> Vec<Deployment> {
         status: d.status().unwrap_or_default().to_owned(),
         task_definition: d.task_definition().unwrap_or_default().to_owned(),
         rollout_state: d.rollout_state().map(|s| s.as_str().to_owned()),
+        rollout_state_reason: d.rollout_state_reason().map(str::to_owned),
+        created_at: instant(d.created_at()),
+        updated_at: instant(d.updated_at()),
         desired_count: d.desired_count(),
         running_count: d.running_count(),
     });
@@ -82,6 +107,9 @@ fn deployments_of(service: &aws_sdk_ecs::types::Service) -> Vec<Deployment> {
         status: s.status().unwrap_or_default().to_owned(),
         task_definition: s.task_definition().unwrap_or_default().to_owned(),
         rollout_state: s.stability_status().map(|s| s.as_str().to_owned()),
+        rollout_state_reason: None,
+        created_at: instant(s.created_at()),
+        updated_at: instant(s.updated_at()),
         desired_count: s.computed_desired_count(),
         running_count: s.running_count(),
     });

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::ecs::{Service, Task};
 use super::production::Production;
-use crate::ledger::{Image, Record, ReleaseState, Releases};
+use crate::ledger::{Image, Outcome, Record, ReleaseState, Releases};
 use crate::registry::{Digest, Pointer, Reference, Repository};
 
 /// How a container's image was matched to its release.
@@ -37,6 +37,8 @@ pub struct ReleaseFacts {
     /// The build that last deployed it (else the one that promoted it), and who started that deploy.
     pub build_arn: Option<String>,
     pub initiator: Option<String>,
+    /// How ECS rolled out its last deploy, when known.
+    pub last_outcome: Option<Outcome>,
 }
 
 /// The digest one running task reports for a container.
@@ -201,6 +203,27 @@ pub fn release_images(service: &Service, records: &[Record]) -> Vec<(Reference, 
         }
     }
     images
+}
+
+/// The recorded releases whose images the containers of task definition `arn` run (by tag or digest): what a
+/// deployment of it rolls out. Sidecars and images of no release add none.
+pub fn releases_in<'a>(service: &Service, arn: &str, records: &'a [Record]) -> Vec<&'a Record> {
+    let known = known(records);
+    let mut releases: Vec<&'a Record> = Vec::new();
+    let containers = service
+        .task_definitions
+        .iter()
+        .filter(|t| t.task_definition_arn == arn)
+        .flat_map(|t| &t.container_definitions);
+    for container in containers {
+        if let Ok(image) = Reference::from_container_image(&container.image)
+            && let Some((k, _)) = find(&known, &image)
+            && !releases.iter().any(|r| r.tag_name == k.record.tag_name)
+        {
+            releases.push(k.record);
+        }
+    }
+    releases
 }
 
 /// The status of every container of every deployment (INACTIVE ones left out) against the ledger's
@@ -388,6 +411,7 @@ pub fn report(
         );
     }
     notes.extend(rollbacks(&deployments, &releases.records));
+    notes.extend(failures(&releases.records));
     StatusReport {
         cluster: service.cluster.clone(),
         service: service.name.clone(),
@@ -413,7 +437,31 @@ fn facts(k: &Known, matched_by: MatchedBy, production: Option<&Production>) -> R
             .and_then(|d| d.build_arn.clone())
             .or_else(|| k.record.build_arn.clone()),
         initiator: last.and_then(|d| d.initiator.clone()),
+        last_outcome: last.and_then(|d| d.outcome.clone()),
     }
+}
+
+/// Releases whose deploy failed in ECS (or was rolled back) after the release production last shipped was
+/// deployed: named, so that no one takes them for what runs.
+fn failures(records: &[Record]) -> Vec<String> {
+    let since = crate::ledger::last_shipped(records)
+        .and_then(Record::last_deploy)
+        .map(|d| d.order());
+    records
+        .iter()
+        .filter(|r| r.last_deploy_failed())
+        .filter_map(|r| Some((r, r.last_deploy()?)))
+        .filter(|(_, d)| since.as_ref().is_none_or(|s| d.order() > *s))
+        .filter_map(|(r, d)| {
+            Some(format!(
+                "release {}'s deploy {} ({}) did not roll out: {}; the empty-queue redeploy passes it over",
+                r.tag_name,
+                d.sequence.map_or("-".to_owned(), |s| s.to_string()),
+                d.kind.as_str(),
+                d.outcome.as_ref()?.summary()
+            ))
+        })
+        .collect()
 }
 
 /// A primary deployment running another recorded release than the one ecr-promote sent to production last
@@ -477,6 +525,7 @@ mod tests {
             kind: DeployKind::Promote,
             build_arn: Some(BUILD.into()),
             initiator: Some("codepipeline/shop-production".into()),
+            outcome: None,
             github: None,
         }];
         record

@@ -19,7 +19,7 @@ mod production;
 pub use ecs::{ContainerDefinition, Deployment, Ecs, Service, Task, TaskContainer, TaskDefinition};
 pub use judge::{
     Check, ContainerStatus, DeploymentStatus, MatchedBy, ReleaseFacts, Running, StatusReport,
-    release_images, report,
+    release_images, releases_in, report,
 };
 pub use production::Production;
 use production::production_of;

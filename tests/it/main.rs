@@ -14,6 +14,7 @@ mod history;
 mod messages;
 mod multi_image;
 mod ordering;
+mod outcomes;
 mod parsers;
 mod queue;
 mod redeploy;

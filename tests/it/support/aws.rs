@@ -395,15 +395,49 @@ impl Ecs {
     /// UpdateService does not start a new deployment, so a service on another revision is created
     /// on it.
     pub async fn create_service(&self, name: &str, task_definition: &str) {
+        self.create_service_of(name, task_definition, 2).await;
+    }
+
+    /// Creates service `name` on `task_definition` whose deployment ECS reports COMPLETED: moto
+    /// completes a rollout once the running count (its MOTO_ECS_SERVICE_RUNNING, 0 here) reaches the
+    /// desired count, so the service desires none.
+    pub async fn create_completed_service(&self, name: &str, task_definition: &str) {
+        self.create_service_of(name, task_definition, 0).await;
+    }
+
+    async fn create_service_of(&self, name: &str, task_definition: &str, desired_count: i32) {
         self.client
             .create_service()
             .cluster(&self.cluster)
             .service_name(name)
             .task_definition(task_definition)
-            .desired_count(2)
+            .desired_count(desired_count)
             .send()
             .await
             .unwrap_or_else(|error| panic!("create service {name}: {error:?}"));
+    }
+
+    /// The id (`ecs-svc/…`) of service `name`'s primary deployment.
+    pub async fn primary_deployment(&self, name: &str) -> String {
+        let answer = self
+            .client
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(name)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("describe service {name}: {error:?}"));
+        answer
+            .services()
+            .first()
+            .and_then(|s| {
+                s.deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+            })
+            .and_then(|d| d.id())
+            .unwrap_or_else(|| panic!("service {name} has no primary deployment: {answer:?}"))
+            .to_string()
     }
 }
 
@@ -740,6 +774,85 @@ impl StagingScans {
             "moto refused the findings: {}",
             answer.status()
         );
+    }
+}
+
+/// The outcomes queue as the production stack makes it: an EventBridge rule on the default bus
+/// matching ECS's deployment state-change events for the production service, with a queue as its
+/// target. ECS in moto sends no such events, so the test puts them on the bus as ECS would.
+pub struct OutcomesQueue {
+    events: aws_sdk_eventbridge::Client,
+    service_arn: String,
+    pub queue: Queue,
+}
+
+impl OutcomesQueue {
+    pub async fn create(moto: &Moto, cluster: &str, service: &str) -> OutcomesQueue {
+        let events = aws_sdk_eventbridge::Client::new(&config(moto));
+        let queue = Queue::create(moto, "deploy-outcomes").await;
+        let queue_arn = queue_arn(&queue.client, &queue.url).await;
+        let service_arn = format!(
+            "arn:aws:ecs:{REGION}:{}:service/{cluster}/{service}",
+            super::PRODUCTION_ACCOUNT
+        );
+        let pattern = serde_json::json!({
+            "source": ["aws.ecs"],
+            "detail-type": ["ECS Deployment State Change"],
+            "resources": [service_arn],
+        });
+        events
+            .put_rule()
+            .name("deploy-outcomes")
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .expect("put the outcomes rule");
+        events
+            .put_targets()
+            .rule("deploy-outcomes")
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("outcomes")
+                    .arn(queue_arn)
+                    .build()
+                    .expect("a target"),
+            )
+            .send()
+            .await
+            .expect("put the outcomes rule's target");
+        OutcomesQueue {
+            events,
+            service_arn,
+            queue,
+        }
+    }
+
+    /// ECS tells of deployment `deployment_id`: `event_name` is SERVICE_DEPLOYMENT_IN_PROGRESS,
+    /// _COMPLETED or _FAILED, with ECS's `reason`. The detail is shaped as AWS documents it
+    /// ("Amazon ECS service deployment state change events").
+    pub async fn ecs_says(&self, event_name: &str, deployment_id: &str, reason: &str) {
+        let detail = serde_json::json!({
+            "eventType": if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" },
+            "eventName": event_name,
+            "deploymentId": deployment_id,
+            "updatedAt": "2026-12-04T10:02:11Z",
+            "reason": reason,
+        });
+        let answer = self
+            .events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source("aws.ecs")
+                    .detail_type("ECS Deployment State Change")
+                    .resources(&self.service_arn)
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put an ECS event");
+        assert_eq!(answer.failed_entry_count(), 0, "{answer:?}");
     }
 }
 

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use aws::{Counts, Ecs, EventSubscription, MAX_RECEIVE_COUNT, StagingScans, WebhookSecret};
+pub use aws::{
+    Counts, Ecs, EventSubscription, MAX_RECEIVE_COUNT, OutcomesQueue, StagingScans, WebhookSecret,
+};
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
 pub use github::{DELIVERY, ENVELOPES, Envelope, GITHUB_REPOSITORY, ReleaseEvent, ping, signature};
