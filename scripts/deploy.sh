@@ -25,7 +25,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK=ecr-promote REPOSITORY=api BRANCH=master COMPUTE=BUILD_LAMBDA_1GB
 STAGING_PROFILE="" PRODUCTION_PROFILE="" GITHUB_REPO="" CLUSTER="" SERVICE="" CONTAINER=""
 STAGING_CLUSTER="" STAGING_SERVICE="" PREBUILT="" SETTINGS=()
-usage() { sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
     case "$1" in
         --staging-profile) STAGING_PROFILE="$2" ;;

@@ -8,8 +8,8 @@
 use serde_json::Value;
 
 use crate::support::{
-    COMMIT, CONTAINER, Ecs, EventSubscription, OTHER_COMMIT, OutcomesQueue, Pipeline, next_second,
-    run,
+    COMMIT, CONTAINER, Ecs, EventSubscription, GITHUB_REPOSITORY, GithubApi, OTHER_COMMIT,
+    OutcomesQueue, Pipeline, WebhookSecret, next_second, run,
 };
 
 const CLUSTER: &str = "production";
@@ -347,4 +347,110 @@ async fn a_settle_that_fails_hands_its_events_back_for_the_next_run() {
 
     assert_eq!(production.outcome("v1.0.0").await["state"], "failed");
     assert_eq!(production.outcomes.queue.counts().await.visible, 0);
+}
+
+/// GitHub deployments on, against the stand-in of tests/it/github.rs (which says what it is and why).
+struct OnGithub {
+    api: GithubApi,
+    token: WebhookSecret,
+}
+
+impl OnGithub {
+    const TOKEN: &str = "github_pat_11ABCDEFG0123456789_outcomes";
+
+    async fn start(production: &Production) -> OnGithub {
+        let token = WebhookSecret::create(
+            &production.pipeline.world.moto,
+            "github-deployments-token",
+            Self::TOKEN,
+        )
+        .await;
+        OnGithub {
+            api: GithubApi::start(Self::TOKEN).await,
+            token,
+        }
+    }
+
+    fn reporting<'c>(
+        &self,
+        command: &'c mut tokio::process::Command,
+    ) -> &'c mut tokio::process::Command {
+        command
+            .env("PROMOTE_GITHUB_TOKEN_SECRET_ARN", &self.token.arn)
+            .env("PROMOTE_GITHUB_API_URL", self.api.url())
+            .env("PROMOTE_GITHUB_REPOSITORY", GITHUB_REPOSITORY)
+    }
+
+    /// Promotes `tag` of `commit` with GitHub deployments on; returns the image its deploy file names.
+    async fn promote(&self, production: &Production, tag: &str, commit: &str) -> String {
+        production.pipeline.stage(commit).await;
+        let mut command = production.pipeline.promote_command();
+        command.args(["--tag", tag, "--commit", commit]);
+        let outcome = run(self.reporting(&mut command)).await;
+        assert_eq!(outcome.code, 0, "promote {tag}: {}", outcome.stderr);
+        production.pipeline.imagedefinitions(tag)[0]["imageUri"]
+            .as_str()
+            .expect("an imageUri")
+            .to_string()
+    }
+
+    /// The states GitHub was sent for the deployment of `tag`'s last deploy, in order.
+    async fn states(&self, production: &Production, tag: &str) -> Vec<String> {
+        let deploys = production.pipeline.deploys(tag).await;
+        let id = deploys.last().expect("a deploy")["github"]["deployment_id"]
+            .as_u64()
+            .expect("GitHub's deployment id is recorded");
+        let statuses = format!("/repos/{GITHUB_REPOSITORY}/deployments/{id}/statuses");
+        self.api
+            .valid_requests()
+            .await
+            .iter()
+            .filter(|request| request["path"] == statuses.as_str())
+            .map(|request| request["body"]["state"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_settled_outcome_moves_the_deploy_s_github_deployment_to_success_or_failure() {
+    let production = Production::start().await;
+    let github = OnGithub::start(&production).await;
+    let image = github.promote(&production, "v1.0.0", COMMIT).await;
+    let completed = production.ecs_deploys(&image, true).await;
+    production
+        .outcomes
+        .ecs_says("SERVICE_DEPLOYMENT_COMPLETED", &completed, "completed.")
+        .await;
+
+    let settled = run(github.reporting(&mut production.command("settle"))).await;
+
+    assert_eq!(settled.code, 0, "settle: {}", settled.stderr);
+    assert_eq!(
+        github.states(&production, "v1.0.0").await,
+        ["in_progress", "success"]
+    );
+    let mark = &production.pipeline.deploys("v1.0.0").await[0]["github"];
+    assert_eq!(mark["posted"], "success", "{mark}");
+
+    // The next release's rollout fails and stays on its revision: a failure on GitHub.
+    next_second().await;
+    let image = github.promote(&production, "v1.1.0", OTHER_COMMIT).await;
+    let failed = production.ecs_deploys(&image, false).await;
+    production
+        .outcomes
+        .ecs_says(
+            "SERVICE_DEPLOYMENT_FAILED",
+            &failed,
+            "ECS deployment circuit breaker: task failed to start.",
+        )
+        .await;
+
+    let settled = run(github.reporting(&mut production.command("settle"))).await;
+
+    assert_eq!(settled.code, 0, "settle: {}", settled.stderr);
+    assert_eq!(production.outcome("v1.1.0").await["state"], "failed");
+    assert_eq!(
+        github.states(&production, "v1.1.0").await,
+        ["in_progress", "failure"]
+    );
 }
