@@ -10,6 +10,7 @@ use crate::gates::{GateSettings, Gatekeeper};
 use crate::intake::{self, Named, Policy, Queue, Release};
 use crate::ledger::Ledger;
 use crate::promote::run::{self, RunSettings};
+use crate::promote::wake::Wake;
 use crate::promote::{DeployKind, Plan, Promoter, Promotion, Settings};
 use crate::registry::Connector;
 use crate::usage::Usage;
@@ -34,7 +35,7 @@ impl Parts {
         let aws = args.registries.aws(stall).await?;
         let connector = args.registries.connector(Some(aws.clone()), stall);
         let ledger = Ledger::new(&aws.config, table);
-        let gatekeeper = Gatekeeper::new(gates, &aws);
+        let gatekeeper = Gatekeeper::new(gates, &aws).await;
         let events = Publisher::new(&aws.config, args.events.bus(), args.build_arn.clone());
         Ok(Parts {
             aws,
@@ -165,6 +166,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
     }
     // Read before `args` is taken apart; refused only when the queue is read.
     let webhook_secret = args.webhook_secret();
+    let wake = args.wake();
     let named = Named {
         tag: args.release.tag,
         commit: args.release.commit,
@@ -188,6 +190,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
         "name the release actions that promote, e.g. published",
     )?;
     let webhook_secret = webhook_secret?;
+    let wake = wake?;
     let parts = Parts::open(&args.promotion, &table, gates, stall).await?;
     // Read before the queue is: a secret that cannot be read keeps every message where it is.
     let webhook_secrets = webhook_secret.values(&parts.aws.config).await?;
@@ -204,7 +207,8 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
     };
     let promoter = parts.promoter(settings).await?;
     let queue = Queue::new(&parts.aws.config, &queue_url);
-    let report = run::run(&promoter, &queue, &run_settings).await?;
+    let wake = wake.map(|(pipeline, role)| Wake::new(&parts.aws.config, &pipeline, &role));
+    let report = run::run(&promoter, &queue, &run_settings, wake.as_ref()).await?;
     for plan in &report.planned {
         print_plan(plan, promoter.table());
     }

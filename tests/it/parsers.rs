@@ -330,7 +330,9 @@ fn host() -> impl Strategy<Value = String> {
         "localhost(:[0-9]{1,4})?",
     ]
     .prop_filter("an xn-- label must be punycode that decodes", |host| {
-        !host.split(['.', ':']).any(|label| label.starts_with("xn--"))
+        !host
+            .split(['.', ':'])
+            .any(|label| label.starts_with("xn--"))
     })
 }
 
@@ -558,8 +560,13 @@ fn an_undecodable_punycode_host_is_refused_with_its_name() {
         .base_url("registry.xn--0")
         .expect_err("an xn-- label that is not punycode is no host");
     assert!(error.contains("\"registry.xn--0\""), "{error}");
-    let decodable = endpoints.base_url("registry.xn--bcher-kva.example").expect("a punycode host");
-    assert_eq!(decodable.as_str(), "https://registry.xn--bcher-kva.example/");
+    let decodable = endpoints
+        .base_url("registry.xn--bcher-kva.example")
+        .expect("a punycode host");
+    assert_eq!(
+        decodable.as_str(),
+        "https://registry.xn--bcher-kva.example/"
+    );
 }
 
 proptest! {
