@@ -49,11 +49,10 @@ const LONGEST_HIDE: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// How long to hide a message whose release may pass at `until`: to then, within SQS's bounds.
 pub fn hide_for(until: std::time::SystemTime, now: std::time::SystemTime) -> Duration {
-    until
-        .duration_since(now)
-        .unwrap_or(Duration::ZERO)
-        .max(Duration::from_secs(1))
-        .min(LONGEST_HIDE)
+    let left = until.duration_since(now).unwrap_or(Duration::ZERO);
+    // Whole seconds, rounded up: SQS counts in seconds, and a message back a moment early would wait again.
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Duration::from_secs(seconds.max(1)).min(LONGEST_HIDE)
 }
 
 /// A release that waits for a gate: when it may pass, and the schedule that starts the pipeline then.
@@ -393,6 +392,19 @@ mod tests {
     fn release(tag: &str, published: &str) -> serde_json::Value {
         json!({"action": "published", "release": {"tag_name": tag, "target_commitish": "main",
             "published_at": published}})
+    }
+
+    #[test]
+    fn a_waiting_message_is_hidden_to_the_second_after_its_release_may_pass_at_most_12_hours() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let hide = |after: Duration| hide_for(now + after, now);
+        assert_eq!(hide(Duration::from_millis(2_100)), Duration::from_secs(3));
+        assert_eq!(hide(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(hide(Duration::from_secs(2 * 86_400)), LONGEST_HIDE);
+        assert_eq!(
+            hide_for(now, now + Duration::from_secs(60)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
