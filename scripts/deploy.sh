@@ -9,7 +9,9 @@
 #     [--set Parameter=value ...] [--prebuilt DIR]
 #
 # --set passes one more parameter to the production stack (repeatable): any of deploy/production.yml's
-# settings, e.g. --set GateVulnerabilities=HIGH --set EventBusName=default --set PinDigest=true.
+# settings, e.g. --set GateVulnerabilities=HIGH --set GateStagingSoak=30m --set GateStagingAlarms=api-5xx
+# --set EventBusName=default --set PinDigest=true. The soak gate reads --staging-cluster/--staging-service
+# through the staging stack's read role, which this script passes on.
 # It checks every prerequisite first and, if one is missing, names each and creates nothing. --prebuilt takes
 # the ecr-promote binary and the webhook's bootstrap.zip from DIR instead of building them with
 # scripts/webhook-zip.sh (binaries built elsewhere, or by the test that deploys into moto).
@@ -23,7 +25,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK=ecr-promote REPOSITORY=api BRANCH=master COMPUTE=BUILD_LAMBDA_1GB
 STAGING_PROFILE="" PRODUCTION_PROFILE="" GITHUB_REPO="" CLUSTER="" SERVICE="" CONTAINER=""
 STAGING_CLUSTER="" STAGING_SERVICE="" PREBUILT="" SETTINGS=()
-usage() { sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
     case "$1" in
         --staging-profile) STAGING_PROFILE="$2" ;;
@@ -169,6 +171,11 @@ staging cloudformation deploy --stack-name "$STACK" --template-file "$REPO/deplo
     BranchName="$BRANCH" ClusterName="$STAGING_CLUSTER" ServiceName="$STAGING_SERVICE" \
     ContainerName="$CONTAINER" TaskRoleArns="$STAGING_TASK_ROLES"
 
+# The soak gate's way into staging (off unless --set GateStagingSoak=30m): the role the staging stack made, and
+# the service it deploys.
+STAGING_READ_ROLE="$(staging cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='StagingReadRoleArn'].OutputValue")"
+
 # --- Production. ---
 
 if ! production ecr describe-repositories --repository-names "$REPOSITORY" >/dev/null 2>&1; then
@@ -202,7 +209,8 @@ production cloudformation deploy --stack-name "$STACK" --template-file "$REPO/de
     CodeBucket="$BUCKET" PromoteBinaryKey="$BINARY_KEY" WebhookCodeKey="$ZIP_KEY" BuildComputeType="$COMPUTE" \
     ConnectionArn="$PRODUCTION_CONNECTION" FullRepositoryId="$GITHUB_REPO" BranchName="$BRANCH" \
     ClusterName="$CLUSTER" ServiceName="$SERVICE" ContainerName="$CONTAINER" TaskRoleArns="$PRODUCTION_TASK_ROLES" \
-    ${SETTINGS[@]+"${SETTINGS[@]}"}
+    StagingReadRoleArn="$STAGING_READ_ROLE" StagingClusterName="$STAGING_CLUSTER" \
+    StagingServiceName="$STAGING_SERVICE" ${SETTINGS[@]+"${SETTINGS[@]}"}
 
 output() { production cloudformation describe-stacks --stack-name "$STACK" --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue"; }
 TABLE="$(output TableName)" URL="$(output WebhookUrl)" SECRET="$(output WebhookSecretArn)"

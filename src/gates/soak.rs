@@ -3,7 +3,7 @@
 //! alarm in staging must be OK.
 //!
 //! [`judge`] decides from what was read and the instant it is given, so that every case (a soak half through,
-//! a rollback, a service that moved on) is tested without a clock; [`super::staging`] reads staging.
+//! a rollback, a service that moved on) is tested without a clock; staging.rs beside it reads staging.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
