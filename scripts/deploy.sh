@@ -202,7 +202,9 @@ production s3 cp --only-show-errors "$ZIP" "s3://$BUCKET/$ZIP_KEY"
 
 STAGING_REGION_PARAMETER=""
 [[ "$STAGING_REGION" == "$PRODUCTION_REGION" ]] || STAGING_REGION_PARAMETER="$STAGING_REGION"
+# Over the 51,200 bytes CloudFormation takes inline: the CLI uploads the template to the uploads' bucket.
 production cloudformation deploy --stack-name "$STACK" --template-file "$REPO/deploy/production.yml" \
+    --s3-bucket "$BUCKET" --s3-prefix "$STACK/templates" \
     --capabilities CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset --parameter-overrides \
     StagingAccountId="$STAGING_ACCOUNT" StagingRegion="$STAGING_REGION_PARAMETER" \
     StagingRepositoryName="$REPOSITORY" ProductionRepositoryName="$REPOSITORY" \

@@ -7,9 +7,10 @@ moto 5.2.5 deploys most of deploy/*.yml, but skips (with a warning) the resource
 first !GetAtt on a skipped resource fails the whole stack. Each stand-in here takes the resource's properties,
 turns them into the input of the API call that creates it on AWS, validates that input against botocore's
 service model (so a misspelt or misplaced property fails the stack as CloudFormation would), and creates the
-resource in moto's own backend, so that the API calls the binaries and the tests make find it. Three gaps that
+resource in moto's own backend, so that the API calls the binaries and the tests make find it. Four gaps that
 are not resource types are filled here too, each saying what moto lacks: ExecuteChangeSet's outputs and
-failures, parameters counted as changed on every update, and the CodeConnections API (`deploy.sh` checks the
+failures, parameters counted as changed on every update, templates uploaded to S3 on a loopback endpoint, and
+the CodeConnections API (`deploy.sh` checks the
 GitHub connections). Nothing else of moto is changed.
 """
 
@@ -474,9 +475,28 @@ class CodeConnections:
                                    "Message": f"the stand-in does not answer {operation}"}
 
 
+def templates_from_this_server():
+    """A template over 51,200 bytes goes through S3: `aws cloudformation deploy --s3-bucket` uploads it and
+    passes its URL, which, with the endpoint this server, is path style on a loopback address
+    (http://127.0.0.1:PORT/bucket/key). moto reads the bucket from the path only for `localhost`, and from the
+    first label of the host otherwise ("127"); here any URL on this server is read path style."""
+    import moto.cloudformation.responses as responses
+    import moto.cloudformation.utils as utils
+    original = utils.get_stack_from_s3_url
+
+    def get_stack_from_s3_url(template_url, account_id, partition):
+        host = template_url.split("/")[2].split(":")[0]
+        if host in ("127.0.0.1", "::1", "[::1]"):
+            template_url = template_url.replace(host, "localhost", 1)
+        return original(template_url, account_id=account_id, partition=partition)
+
+    responses.get_stack_from_s3_url = get_stack_from_s3_url
+
+
 def serve():
     change_sets_as_on_aws()
     update_only_what_changed()
+    templates_from_this_server()
     # moto_server builds its WSGI app inside main(); wrap the app it serves.
     import moto.server as server
     make_app = server.DomainDispatcherApplication

@@ -215,6 +215,17 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
     if let Some((promotion, _)) = &report.deployed {
         print_deploy(&promoter, promotion, run_settings.dry_run);
     }
+    for wait in &report.waiting {
+        println!(
+            "release {} waits for its gates until {}; its message is hidden until then{}",
+            wait.tag,
+            crate::timestamp::time_text(wait.until),
+            match &wait.schedule {
+                Some(name) => format!(" and schedule {name} starts the pipeline again"),
+                None => String::new(),
+            }
+        );
+    }
     let attempted = report.attempted();
     report.into_result(attempted)
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{
-    COMMIT, Counts, Envelope, FaultyFront, Image, Outcome, Pipeline, RELEASE, REPOSITORY,
-    ReleaseEvent, STAGING_ACCOUNT, StagingScans, StagingService, World, run, schedules,
+    COMMIT, Counts, Envelope, FaultyFront, Image, OTHER_COMMIT, Outcome, Pipeline, RELEASE,
+    REPOSITORY, ReleaseEvent, STAGING_ACCOUNT, StagingScans, StagingService, World, run, schedules,
 };
 
 /// The role in the staging account the production build assumes to read staging.
@@ -689,4 +689,48 @@ async fn a_redeploy_ignores_the_soak_gate_and_bad_soak_settings_name_their_varia
     let redeployed = run(&mut redeploy).await;
     assert_eq!(redeployed.code, 0, "{}", redeployed.stderr);
     assert_eq!(pipeline.deploys(RELEASE).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_release_staging_rolled_back_is_refused_and_the_release_behind_it_is_promoted() {
+    let pipeline = soak_world("0").await;
+    let rolled_back = pipeline.stage(OTHER_COMMIT).await;
+    let (image, _) = staged_and_running(&pipeline, None).await;
+    let (_front, mut settings) = with_history(
+        &pipeline,
+        &[
+            (30, "ROLLBACK_SUCCESSFUL", &rolled_back.digest()),
+            (29, "SUCCESSFUL", &image.digest()),
+        ],
+    )
+    .await;
+    settings.retain(|(name, _)| *name != "PROMOTE_GATE_STAGING_SOAK");
+    settings.push(("PROMOTE_GATE_STAGING_SOAK", "1s".to_string()));
+    for (tag, commit, published) in [
+        ("v1.1.0", OTHER_COMMIT, "2026-01-01T09:00:00Z"),
+        (RELEASE, COMMIT, "2026-02-01T09:00:00Z"),
+    ] {
+        let release = ReleaseEvent::published(tag, commit).published_at(published);
+        pipeline.queue.send(&release.message(Envelope::Raw)).await;
+    }
+    soak_through(1).await;
+    let env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
+
+    let outcome = pipeline.run_with(&env).await;
+
+    outcome.assert_failed_naming(3, &["v1.1.0", "soak gate", "is ROLLBACK_SUCCESSFUL"]);
+    pipeline
+        .assert_in_production(REPOSITORY, RELEASE, &image)
+        .await;
+    pipeline.assert_deploy_file_for(RELEASE);
+    assert_eq!(pipeline.production_digest("v1.1.0").await, None);
+    assert_eq!(
+        pipeline
+            .queue
+            .counts_once_visible(Duration::from_secs(10))
+            .await
+            .visible,
+        1,
+        "the refused release's message is handed back for the next run"
+    );
 }
