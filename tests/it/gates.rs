@@ -293,7 +293,7 @@ async fn staged_and_running(pipeline: &Pipeline, image: Option<&str>) -> (Image,
         &staging_role(),
         STAGING_CLUSTER,
         STAGING_SERVICE,
-        &running,
+        &[("api", &running)],
     )
     .await;
     (staged, service)
@@ -733,4 +733,88 @@ async fn a_release_staging_rolled_back_is_refused_and_the_release_behind_it_is_p
         1,
         "the refused release's message is handed back for the next run"
     );
+}
+
+/// What `ecr-promote promote` of a release of `images` images asks of AWS, by service, with no gate
+/// or with both gates on (the soak gate with one alarm): every AWS call goes through a FaultyFront
+/// that counts them.
+async fn calls_of_a_promotion(images: usize, gated: bool) -> String {
+    let pipeline = soak_world("0").await;
+    let names = ["api", "worker", "cron"];
+    let names = &names[..images];
+    let scans = StagingScans::open(&pipeline.world.moto, &staging_role()).await;
+    let mut containers = Vec::new();
+    let mut config = String::new();
+    for name in names {
+        let image = pipeline.stage_in(name, COMMIT).await;
+        scans
+            .scanned(name, COMMIT, &image, "COMPLETE", findings(&[]))
+            .await;
+        let source = pipeline.world.staging.reference(name);
+        containers.push((*name, format!("{source}@{}", image.digest())));
+        config.push_str(&format!(
+            "[[container]]\nname = \"{name}\"\nsource = \"{source}\"\ntarget = \"{}\"\n",
+            pipeline.world.production.reference(name)
+        ));
+    }
+    let pinned: Vec<(&str, &str)> = containers.iter().map(|(n, i)| (*n, i.as_str())).collect();
+    let service = StagingService::create(
+        &pipeline.world.moto,
+        &staging_role(),
+        STAGING_CLUSTER,
+        STAGING_SERVICE,
+        &pinned,
+    )
+    .await;
+    service.alarm("api-5xx", "OK").await;
+    let path = pipeline.world.dir().join("release.toml");
+    std::fs::write(&path, config).expect("write the release config");
+    let front = FaultyFront::start(&pipeline.world.moto.url()).await;
+    let mut command = pipeline.promote_command();
+    command
+        .args(["--tag", RELEASE, "--commit", COMMIT])
+        .env_remove("PROMOTE_SOURCE_REPOSITORY")
+        .env_remove("PROMOTE_TARGET_REPOSITORY")
+        .env_remove("PROMOTE_CONTAINER_NAME")
+        .env("PROMOTE_CONFIG", &path)
+        .env("AWS_ENDPOINT_URL", front.url())
+        .env("PROMOTE_SOURCE_ROLE_ARN", staging_role());
+    if gated {
+        command.env("PROMOTE_GATE_VULNERABILITIES", "HIGH");
+        command.env("PROMOTE_GATE_STAGING_ALARMS", "api-5xx");
+        for (name, value) in soak_gate("0s") {
+            command.env(name, value);
+        }
+    }
+    let outcome = run(&mut command).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let mut by_service = std::collections::BTreeMap::<String, usize>::new();
+    for call in front.aws_calls() {
+        *by_service.entry(call).or_default() += 1;
+    }
+    by_service
+        .iter()
+        .map(|(call, n)| format!("{call} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// bench/gates.sh: the calls each gate adds to a promotion, for a release of one image and of
+/// three. Not a test of time: the figures are counts of calls.
+#[tokio::test]
+#[ignore = "a measurement, run by bench/gates.sh"]
+async fn calls_the_gates_add_to_a_promotion() {
+    for images in [1, 3] {
+        for gated in [false, true] {
+            println!(
+                "calls: {images} image(s), {}: {}",
+                if gated {
+                    "soak and vulnerability gates"
+                } else {
+                    "no gate"
+                },
+                calls_of_a_promotion(images, gated).await
+            );
+        }
+    }
 }

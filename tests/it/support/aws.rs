@@ -669,18 +669,18 @@ pub struct StagingService {
 }
 
 impl StagingService {
-    /// Service `service` of cluster `cluster` running `image` (`repo@sha256:…`, as a task
-    /// definition pins it), created now.
+    /// Service `service` of cluster `cluster` whose task definition runs each container `(name,
+    /// image)`, the image `repo@sha256:…` as a task definition pins it; created now.
     pub async fn create(
         moto: &Moto,
         role: &str,
         cluster: &str,
         service: &str,
-        image: &str,
+        containers: &[(&str, &str)],
     ) -> StagingService {
         let staging = acting_as(moto, role).await;
         let ecs = Ecs::create_with(aws_sdk_ecs::Client::new(&staging), cluster).await;
-        let definition = ecs.register("api", &[("api", image)]).await;
+        let definition = ecs.register("api", containers).await;
         ecs.create_service(service, &definition).await;
         StagingService {
             ecs: ecs.client,

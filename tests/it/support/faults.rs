@@ -33,6 +33,8 @@ struct Shared {
     client: reqwest::Client,
     rules: Mutex<Vec<Rule>>,
     served: AtomicUsize,
+    /// Every AWS call that came through, as `service operation`.
+    calls: Mutex<Vec<String>>,
 }
 
 /// Requests whose method is `method` and whose path (with the query), or for an AWS call its
@@ -93,6 +95,7 @@ impl FaultyFront {
                 .expect("build an HTTP client"),
             rules: Mutex::new(Vec::new()),
             served: AtomicUsize::new(0),
+            calls: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .fallback(front_request)
@@ -167,6 +170,13 @@ impl FaultyFront {
         self.shared.served.load(Ordering::SeqCst)
     }
 
+    /// The AWS calls that came through, in order, each as `service operation`: the service its
+    /// signature is scoped to (`ecs`, `monitoring`, …) and the operation its `X-Amz-Target` names
+    /// (none for the query protocol's, such as CloudWatch's, whose operation is in the body).
+    pub fn aws_calls(&self) -> Vec<String> {
+        self.shared.calls.lock().expect("the calls").clone()
+    }
+
     fn add(&self, method: &str, path: &str, fault: Fault, times: usize) {
         self.shared.rules.lock().expect("the rules").push(Rule {
             method: method.parse().expect("an HTTP method"),
@@ -207,6 +217,21 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         .get("x-amz-target")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
+    // `Credential=<key>/<date>/<region>/<service>/aws4_request`: a registry's requests have none.
+    let service = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3));
+    if let Some(service) = service {
+        let operation = operation.rsplit('.').next().unwrap_or_default();
+        shared
+            .calls
+            .lock()
+            .expect("the calls")
+            .push(format!("{service} {operation}").trim_end().to_string());
+    }
     let fault = shared.fault_for(request.method(), &format!("{target} {operation}"));
     if let Some(Fault::FailEntries) = fault {
         return failed_entries(request).await;
