@@ -38,7 +38,8 @@ pub struct NothingPending {
 
 /// Every pending release waits for a gate (a soak not over yet), and none was promoted: nothing to deploy now.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: each release's message is hidden until then{}", waits.join("; "), if *scheduled { " and the pipeline is scheduled to start again then" } else { " (set PROMOTE_WAKE_PIPELINE and PROMOTE_WAKE_ROLE_ARN to start the pipeline again then)" })]
+#[error("{}: each release's message is hidden until then{}", waits.join("; "), if *scheduled { " and the pipeline is scheduled to start again then" } else { ", and the next run after then promotes it (no schedule starts the pipeline then: PROMOTE_WAKE_PIPELINE and \
+     PROMOTE_WAKE_ROLE_ARN unset, or CreateSchedule failed, as logged)" })]
 pub struct Waiting {
     pub waits: Vec<String>,
     pub scheduled: bool,
@@ -288,9 +289,17 @@ async fn act(
                     .downcast_ref::<NotYet>()
                     .map(|w| w.until)
                     .expect("checked");
+                // A schedule that cannot be made loses nothing: the hidden message comes back then on its own,
+                // for whichever run comes next.
                 let schedule = match wake {
                     Some(wake) if !settings.dry_run => {
-                        Some(wake.at(&release.tag_name, until).await?)
+                        match wake.at(&release.tag_name, until).await {
+                            Ok(name) => Some(name),
+                            Err(error) => {
+                                tracing::warn!(release = %release.tag_name, error = format!("{error:#}"), "no schedule starts the pipeline again for the waiting release");
+                                None
+                            }
+                        }
                     }
                     _ => None,
                 };

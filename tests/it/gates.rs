@@ -554,6 +554,46 @@ async fn a_release_not_soaked_yet_waits_hidden_with_a_schedule_and_a_later_run_p
     assert_eq!(recorded_gates(&pipeline).await[0]["verdict"], "pass");
 }
 
+#[tokio::test]
+async fn a_schedule_that_cannot_be_made_still_leaves_the_waiting_release_hidden_for_a_later_run() {
+    let pipeline = soak_world("0").await;
+    staged_and_running(&pipeline, None).await;
+    pipeline
+        .queue
+        .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
+        .await;
+    // EventBridge Scheduler refuses the schedule (a role it may not pass, say).
+    let front = FaultyFront::start(&pipeline.world.moto.url()).await;
+    front.answer("POST", "/schedules/", 400, usize::MAX);
+    let mut settings = soak_gate("1h");
+    settings.push(("PROMOTE_WAKE_PIPELINE", WAKE_PIPELINE.to_string()));
+    settings.push(("PROMOTE_WAKE_ROLE_ARN", WAKE_ROLE.to_string()));
+    settings.push(("AWS_ENDPOINT_URL_SCHEDULER", front.url()));
+    let env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
+
+    let waiting = pipeline.run_with(&env).await;
+
+    waiting.assert_failed_naming(
+        5,
+        &[
+            RELEASE,
+            "waits for its gates until",
+            "no schedule starts the pipeline",
+        ],
+    );
+    assert!(front.faults_served() > 0, "CreateSchedule was tried");
+    assert_eq!(schedules(&pipeline.world.moto).await, Vec::new());
+    assert_eq!(
+        pipeline.queue.counts().await,
+        Counts {
+            visible: 0,
+            not_visible: 1
+        },
+        "the message is hidden for the run after the soak"
+    );
+    pipeline.assert_nothing_promoted(RELEASE).await;
+}
+
 /// A stand-in in front of moto answering ListServiceDeployments and DescribeServiceRevisions with
 /// the staging service's history: each deployment (created this many hours ago, its status) of a
 /// revision running `digest`; and the soak gate's settings (30m) with ECS's calls sent through it.
