@@ -126,11 +126,14 @@ impl SoakEvidence {
         };
         match &self.deployment {
             Some(d) => format!(
-                "{} on {} deployment {} ({:?}) {} since {}, ran {} of {} soak, tasks {} running {} failed{alarms}",
+                "{} on {} deployment {} ({}) {} since {}, ran {} of {} soak, tasks {} running {} failed{alarms}",
                 self.image,
                 self.service,
                 d.id,
-                d.origin,
+                match d.origin {
+                    Origin::Current => "current",
+                    Origin::History => "history",
+                },
                 d.state,
                 d.created_at,
                 d.ran_for,
