@@ -492,10 +492,10 @@ async fn a_release_not_soaked_yet_waits_hidden_with_a_schedule_and_a_later_run_p
         .queue
         .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
         .await;
-    let mut settings = soak_gate("5s");
+    let mut settings = soak_gate("8s");
     // `promote` of the release says when to try again, and writes nothing.
     let early = promote_with(&pipeline, &settings).await;
-    early.assert_failed_naming(5, &[RELEASE, "waits for the soak gate until", "of 5s soak"]);
+    early.assert_failed_naming(5, &[RELEASE, "waits for the soak gate until", "of 8s soak"]);
     settings.push(("PROMOTE_WAKE_PIPELINE", WAKE_PIPELINE.to_string()));
     settings.push(("PROMOTE_WAKE_ROLE_ARN", WAKE_ROLE.to_string()));
     let env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -544,7 +544,7 @@ async fn a_release_not_soaked_yet_waits_hidden_with_a_schedule_and_a_later_run_p
     // The run the schedule starts: the message is back when the soak has ended.
     let back = pipeline
         .queue
-        .counts_once_visible(Duration::from_secs(10))
+        .counts_once_visible(Duration::from_secs(15))
         .await;
     assert_eq!(back.visible, 1, "the message came back");
     let promoted = pipeline.run_with(&env).await;
