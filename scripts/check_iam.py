@@ -26,6 +26,10 @@ reads `status`, `audit`, `history` and `show` make through the modules they shar
 
 The settle project's role (SettleRole, with RecordDeployOutcomes) is checked the same way: the calls in
 SETTLE_SOURCES, what `ecr-promote settle` reaches, against its statements less SETTLE_PLATFORM.
+The soak gate's reads of the staging service (STAGING_READ_SOURCES) are made as the staging read role, so they
+are checked against StagingReadRole in deploy/staging-pipeline.yml, and the build role only assumes it.
+A call that IAM checks with a second action (CreateSchedule passes the wake role: iam:PassRole) needs both
+(ALSO_NEEDS).
 
 The webhook function's role (WebhookRole in deploy/production.yml) is checked the same way: the calls in
 WEBHOOK_SOURCES and in the shared modules the function uses (WEBHOOK_SHARED), against its statements less
@@ -48,7 +52,12 @@ OPERATOR_SOURCES = ["src/status", "src/commands/status.rs"]
 # SDK calls made with the source (staging) configuration (Aws::for_source): granted where staging lets
 # production pull, with the source registry's actions. The vulnerability gate reads staging's scan findings.
 SOURCE_SDK_SOURCES = ["src/gates/vulnerabilities.rs"]
-BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES
+# SDK calls the soak gate makes as the staging read role (PROMOTE_STAGING_READ_ROLE_ARN): granted to that role,
+# StagingReadRole in deploy/staging-pipeline.yml, not to the build role, which only assumes it.
+STAGING_READ_SOURCES = ["src/gates/staging.rs"]
+BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES + STAGING_READ_SOURCES
+# Calls that need a second action IAM checks with them: a schedule's target role is passed to the scheduler.
+ALSO_NEEDS = {"scheduler:CreateSchedule": {"iam:PassRole"}}
 # Calls IAM lets every caller make, whatever its policies.
 NEEDS_NO_GRANT = {"sts:GetCallerIdentity": "AWS lets every caller ask who it is (who overrides a gate)"}
 # Where the build role's and the operator's policies are shown to people, each as a ```json block.
@@ -164,6 +173,7 @@ def sdk_calls(files) -> set:
             if service and sent:
                 action = f"{IAM_PREFIX.get(service, service)}:{camel(operation)}"
                 calls.add(BATCH_AUTHORISED_BY.get(action, action))
+                calls |= ALSO_NEEDS.get(action, set())
         if "AssumeRoleProvider" in text:
             calls.add("sts:AssumeRole")
     return calls
@@ -278,24 +288,30 @@ def union(sets):
 
 
 def check_build_role(calls: set, registry: dict) -> dict:
-    """The build role with and without a staging source role; returns its statements as the docs show them."""
+    """The build role with and without a staging source role and a staging read role (the soak gate on, which
+    is when the code schedules a wake); returns its statements as the docs show them (neither role)."""
     template = load("deploy/production.yml")
     shown = None
-    for with_role in (False, True):
+    for with_role, with_read_role in ((False, False), (True, False), (False, True)):
         role = resource(template, "deploy/production.yml", "BuildRole",
-                        {"HasSourceRole": with_role, "HasKmsKey": True, "StagingInThisRegion": True,
-                         "HasEventBus": True, "HasGithubToken": True, "HasGithubTokenKey": True})
+                        {"HasSourceRole": with_role, "HasStagingReadRole": with_read_role, "SoakGate": True,
+                         "HasKmsKey": True, "StagingInThisRegion": True, "HasEventBus": True,
+                         "HasGithubToken": True, "HasGithubTokenKey": True})
         code_statements = {sid: a for sid, a in statements(role).items() if sid not in PLATFORM}
-        what = f"deploy/production.yml BuildRole ({'with' if with_role else 'without'} SourceRoleArn)"
+        what = (f"deploy/production.yml BuildRole ({'with' if with_role else 'without'} SourceRoleArn, "
+                f"{'with' if with_read_role else 'without'} StagingReadRoleArn)")
         fix = f"change the role's statements (and {PERMISSIONS}, \"The build role\") or the code"
-        # With a source role the staging pulls happen under that role: the build role only assumes it.
-        expected = calls | registry["target"] if with_role else (calls - {"sts:AssumeRole"}) | union(registry.values())
+        # With a source role the staging pulls happen under that role: the build role only assumes it. A role
+        # is assumed only when one is given.
+        expected = calls if with_role or with_read_role else calls - {"sts:AssumeRole"}
+        expected = expected | (registry["target"] if with_role else union(registry.values()))
         compare(what, union(code_statements.values()), expected, fix)
         compare(f"{what}, statement PushProduction", code_statements.get("PushProduction", set()),
                 registry["target"], fix)
         if not with_role:
             compare(f"{what}, statement PullStaging", code_statements.get("PullStaging", set()),
                     registry["source"], fix)
+        if not with_role and not with_read_role:
             shown = code_statements
     return shown
 
@@ -311,9 +327,9 @@ def check_github_token_grant():
     for name, (token, key) in ((n, c) for n in ("BuildRole", "SettleRole")
                                 for c in ((False, False), (True, False), (True, True))):
         role = resource(template, "deploy/production.yml", name,
-                        {"HasSourceRole": False, "HasKmsKey": False, "StagingInThisRegion": True,
-                         "HasEventBus": False, "HasGithubToken": token, "HasGithubTokenKey": key,
-                         "RecordsOutcomes": True})
+                        {"HasSourceRole": False, "HasStagingReadRole": False, "SoakGate": False,
+                         "HasKmsKey": False, "StagingInThisRegion": True, "HasEventBus": False,
+                         "HasGithubToken": token, "HasGithubTokenKey": key, "RecordsOutcomes": True})
         what = (f"deploy/production.yml {name} ({'with' if token else 'without'} GithubTokenSecretArn, "
                 f"{'with' if key else 'without'} GithubTokenKmsKeyArn)")
         found = {s["Sid"]: s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]}
@@ -333,6 +349,14 @@ def check_github_token_grant():
         if decrypt and (decrypt["Resource"] != {"Ref": "GithubTokenKmsKeyArn"} or "Condition" not in decrypt):
             raise CheckFailed(f"{what}: DecryptGithubToken must be on {{Ref: GithubTokenKmsKeyArn}}, through "
                               "Secrets Manager only")
+def check_staging_read_role() -> set:
+    """The soak gate's role in staging grants exactly what the gate reads there."""
+    needed = sdk_calls(rust_files(STAGING_READ_SOURCES))
+    role = resource(load("deploy/staging-pipeline.yml"), "deploy/staging-pipeline.yml", "StagingReadRole",
+                    {"HasKmsKey": False})
+    compare("deploy/staging-pipeline.yml StagingReadRole", union(statements(role).values()), needed,
+            "change its statements or the code", needed_by=f"the code in {', '.join(STAGING_READ_SOURCES)}")
+    return needed
 
 
 def check_webhook_role() -> set:
@@ -433,9 +457,10 @@ def check() -> str:
     check_operator_policy(operator)
     webhook = check_webhook_role()
     settle = check_settle_role()
+    staging_read = check_staging_read_role()
     return (f"grants match the code: SDK {sorted(calls)}; registry source {sorted(registry['source'])}, "
             f"target {sorted(registry['target'])}; operator {sorted(operator)}; webhook {sorted(webhook)}; "
-            f"settle {sorted(settle)}")
+            f"settle {sorted(settle)}; staging read {sorted(staging_read)}")
 
 
 if __name__ == "__main__":

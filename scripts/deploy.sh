@@ -9,7 +9,9 @@
 #     [--set Parameter=value ...] [--prebuilt DIR]
 #
 # --set passes one more parameter to the production stack (repeatable): any of deploy/production.yml's
-# settings, e.g. --set GateVulnerabilities=HIGH --set EventBusName=default --set PinDigest=true,
+# settings, e.g. --set GateVulnerabilities=HIGH --set GateStagingSoak=30m --set GateStagingAlarms=api-5xx
+# --set EventBusName=default --set PinDigest=true (the soak gate reads --staging-cluster/--staging-service
+# through the staging stack's read role, which this script passes on),
 # --set RecordDeployOutcomes=true (the deploy outcomes' rule, queue and settle project; docs/operating.md), or
 # --set GithubTokenSecretArn=arn:aws:secretsmanager:…:secret:github-token-AbCdEf to show deploys on GitHub.
 # It checks every prerequisite first and, if one is missing, names each and creates nothing. --prebuilt takes
@@ -213,6 +215,11 @@ staging cloudformation deploy --stack-name "$STACK" --template-file "$REPO/deplo
     ContainerName="$CONTAINER" TaskRoleArns="$STAGING_TASK_ROLES" CreateRepository="$CREATE_REPOSITORY"
 [[ "$CREATE_REPOSITORY" == true ]] || adopt_staging_repository
 
+# The soak gate's way into staging (off unless --set GateStagingSoak=30m): the role the staging stack made, and
+# the service it deploys.
+STAGING_READ_ROLE="$(staging cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='StagingReadRoleArn'].OutputValue")"
+
 # --- Production. ---
 
 if ! production ecr describe-repositories --repository-names "$REPOSITORY" >/dev/null 2>&1; then
@@ -248,7 +255,8 @@ production cloudformation deploy --stack-name "$STACK" --template-file "$REPO/de
     CodeBucket="$BUCKET" PromoteBinaryKey="$BINARY_KEY" WebhookCodeKey="$ZIP_KEY" BuildComputeType="$COMPUTE" \
     ConnectionArn="$PRODUCTION_CONNECTION" FullRepositoryId="$GITHUB_REPO" BranchName="$BRANCH" \
     ClusterName="$CLUSTER" ServiceName="$SERVICE" ContainerName="$CONTAINER" TaskRoleArns="$PRODUCTION_TASK_ROLES" \
-    ${SETTINGS[@]+"${SETTINGS[@]}"}
+    StagingReadRoleArn="$STAGING_READ_ROLE" StagingClusterName="$STAGING_CLUSTER" \
+    StagingServiceName="$STAGING_SERVICE" ${SETTINGS[@]+"${SETTINGS[@]}"}
 
 output() { production cloudformation describe-stacks --stack-name "$STACK" --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue"; }
 TABLE="$(output TableName)" URL="$(output WebhookUrl)" SECRET="$(output WebhookSecretArn)"

@@ -400,6 +400,12 @@ def assert_production_lines_up(world):
     assert build["PROMOTE_SOURCE_REPOSITORY"] == f"{STAGING}.dkr.ecr.{REGION}.amazonaws.com/api", build
     # The documented command's --set EventBusName=default reaches the build's setting.
     assert build["PROMOTE_EVENT_BUS"] == "default", build
+    # The soak gate reads staging through the role the staging stack made, on the service it deploys, and
+    # starts this stack's pipeline again through its wake role.
+    staging = outputs(world, STAGING)
+    assert build["PROMOTE_STAGING_READ_ROLE_ARN"] == staging["StagingReadRoleArn"], build
+    assert (build["PROMOTE_STAGING_CLUSTER"], build["PROMOTE_STAGING_SERVICE"]) == ("staging", "api"), build
+    assert build["PROMOTE_WAKE_PIPELINE"] == out["PipelineName"], build
     assert project["environment"]["type"] == "LINUX_LAMBDA_CONTAINER", project["environment"]
     # The documented command's --set RecordDeployOutcomes=true: settle reads the queue the rule feeds.
     settle = world.client("codebuild", PRODUCTION).batch_get_projects(names=[out["SettleProjectName"]])["projects"][0]

@@ -153,7 +153,7 @@ fn gate_findings(release: &ReleaseAudit) -> Vec<String> {
                 release.tag, o.by, gate.checked_at, o.reason, o.refusal
             ));
         }
-        let image = &gate.vulnerabilities.image;
+        let image = gate.image();
         let of_release = release
             .images
             .iter()
@@ -403,7 +403,7 @@ mod tests {
     fn an_overridden_gate_and_evidence_of_another_image_are_warned_of() {
         let mut audited = release("v1", ReleaseState::Done, Production::Holds, present());
         let mut gate = crate::ledger::full().gates.remove(0);
-        gate.vulnerabilities.image = format!("s.example/api@{}", digest("aa"));
+        gate.vulnerabilities.as_mut().unwrap().image = format!("s.example/api@{}", digest("aa"));
         audited.gates = vec![gate.clone()];
 
         let (drift, warnings) = findings(&[audited.clone()], &[]);
@@ -419,7 +419,7 @@ mod tests {
         }
 
         gate.overridden = None;
-        gate.vulnerabilities.image = format!("s.example/api@{}", digest("bb"));
+        gate.vulnerabilities.as_mut().unwrap().image = format!("s.example/api@{}", digest("bb"));
         audited.gates = vec![gate];
         let (_, warnings) = findings(&[audited], &[]);
         assert!(

@@ -54,7 +54,7 @@ impl Aws {
 
 /// The same configuration acting as `role_arn` (e.g. a role in the staging account that may pull its images).
 /// Credentials are fetched when first used, so a role that cannot be assumed fails the first call made with it.
-async fn assume_role(base: &SdkConfig, role_arn: &str) -> SdkConfig {
+pub async fn assume_role(base: &SdkConfig, role_arn: &str) -> SdkConfig {
     let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
         .session_name("ecr-promote")
         .configure(base)

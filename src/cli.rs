@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::aws::Aws;
 use crate::deploy_files::DeployFiles;
 use crate::gates::vulnerabilities::{self, Severity};
-use crate::gates::{Gate, GateSettings, Override, VulnerabilityGate};
+use crate::gates::{Gate, GateSettings, Override, SoakGate, VulnerabilityGate};
 use crate::intake::secrets::SecretSource;
 use crate::intake::{ReleaseSource, Secret};
 use crate::logging::LogFormat;
@@ -98,16 +98,16 @@ pub enum Command {
     /// The production CodeBuild step: promote every pending release on the queue, oldest first, record each,
     /// and write imagedefinitions.json for the newest.
     #[command(after_help = crate::exit::TABLE)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 
     /// Promote one release without a queue: for manual runs and for CodePipeline V2 variables.
     #[command(after_help = crate::exit::TABLE)]
-    Promote(PromoteArgs),
+    Promote(Box<PromoteArgs>),
 
     /// Deploy an earlier release again, without copying anything: checks that production still holds the
     /// recorded digests, records the redeploy and writes the deploy files as `run` does.
     #[command(after_help = crate::exit::TABLE)]
-    Redeploy(RedeployArgs),
+    Redeploy(Box<RedeployArgs>),
 
     /// List the recorded releases, newest first.
     History(HistoryArgs),
@@ -567,7 +567,30 @@ pub struct GateArgs {
     #[arg(long, env = "PROMOTE_GATE_SCAN_WAIT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub gate_scan_wait: Duration,
 
-    /// Promote past this failing gate (vulnerabilities), recording who (the caller's AWS identity), when,
+    /// Refuse a release whose staging digest staging's ECS service (PROMOTE_STAGING_CLUSTER,
+    /// PROMOTE_STAGING_SERVICE) has not run as its primary deployment, rollout completed and no task failed,
+    /// for at least this long (e.g. 30m, 2h); a release not there yet waits. Off when unset, empty or "off".
+    #[arg(long, env = "PROMOTE_GATE_STAGING_SOAK")]
+    pub gate_staging_soak: Option<String>,
+
+    /// The staging ECS cluster the soak gate reads.
+    #[arg(long, env = "PROMOTE_STAGING_CLUSTER")]
+    pub staging_cluster: Option<String>,
+
+    /// The staging ECS service the soak gate reads.
+    #[arg(long, env = "PROMOTE_STAGING_SERVICE")]
+    pub staging_service: Option<String>,
+
+    /// CloudWatch alarms in staging (comma-separated names) that must be OK for the soak gate to pass.
+    #[arg(long, env = "PROMOTE_GATE_STAGING_ALARMS")]
+    pub gate_staging_alarms: Option<String>,
+
+    /// A role in the staging account the soak gate assumes to describe the staging service and its alarms
+    /// (the staging stack's read role); unset: the caller's own credentials.
+    #[arg(long, env = "PROMOTE_STAGING_READ_ROLE_ARN")]
+    pub staging_read_role_arn: Option<String>,
+
+    /// Promote past this failing gate (vulnerabilities or soak), recording who (the caller's AWS identity), when,
     /// what the gate refused and --override-reason. "-" or empty: none (the pipeline variable's default).
     #[arg(long, env = "PROMOTE_OVERRIDE_GATE")]
     pub override_gate: Option<String>,
@@ -621,8 +644,61 @@ impl GateArgs {
         };
         Ok(GateSettings {
             vulnerabilities,
+            soak: self.soak()?,
             override_gate,
         })
+    }
+
+    /// The soak gate's settings, if it is on: the service named, the soak a duration.
+    fn soak(&self) -> Result<Option<SoakGate>, Usage> {
+        let alarms: Vec<String> = given(&self.gate_staging_alarms)
+            .map(|names| {
+                names
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(soak) = given(&self.gate_staging_soak) else {
+            if !alarms.is_empty() {
+                return Err(Usage(
+                    "PROMOTE_GATE_STAGING_ALARMS is set but PROMOTE_GATE_STAGING_SOAK is not: set how long staging \
+                     must run the image (e.g. 30m), or drop the alarms"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let soak = humantime::parse_duration(&soak).map_err(|e| {
+            Usage(format!(
+                "PROMOTE_GATE_STAGING_SOAK (--gate-staging-soak): {soak:?} is no duration ({e}); write e.g. 30m or 2h"
+            ))
+        })?;
+        let named = |value: &Option<String>, variable: &str, flag: &str| {
+            required_text(
+                given(value),
+                variable,
+                flag,
+                "the soak gate (PROMOTE_GATE_STAGING_SOAK) reads staging's ECS service by cluster and name",
+            )
+        };
+        Ok(Some(SoakGate {
+            soak,
+            cluster: named(
+                &self.staging_cluster,
+                "PROMOTE_STAGING_CLUSTER",
+                "--staging-cluster",
+            )?,
+            service: named(
+                &self.staging_service,
+                "PROMOTE_STAGING_SERVICE",
+                "--staging-service",
+            )?,
+            alarms,
+            read_role: given(&self.staging_read_role_arn),
+        }))
     }
 }
 
@@ -695,9 +771,36 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub gates: GateArgs,
+
+    /// The production pipeline to start again when a release waits for a gate (the soak): a one-time
+    /// EventBridge Scheduler schedule starts it when the release may pass. With PROMOTE_WAKE_ROLE_ARN.
+    #[arg(long, env = "PROMOTE_WAKE_PIPELINE")]
+    pub wake_pipeline: Option<String>,
+
+    /// The role EventBridge Scheduler assumes to start PROMOTE_WAKE_PIPELINE (codepipeline:StartPipelineExecution).
+    #[arg(long, env = "PROMOTE_WAKE_ROLE_ARN")]
+    pub wake_role_arn: Option<String>,
 }
 
 impl RunArgs {
+    /// The pipeline and role that start a waiting release's run again, if both are set.
+    pub fn wake(&self) -> Result<Option<(String, String)>, Usage> {
+        match (given(&self.wake_pipeline), given(&self.wake_role_arn)) {
+            (Some(pipeline), Some(role)) => Ok(Some((pipeline, role))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(Usage(
+                "PROMOTE_WAKE_PIPELINE is set but PROMOTE_WAKE_ROLE_ARN is not: name the role EventBridge \
+                 Scheduler assumes to start the pipeline"
+                    .into(),
+            )),
+            (None, Some(_)) => Err(Usage(
+                "PROMOTE_WAKE_ROLE_ARN is set but PROMOTE_WAKE_PIPELINE is not: name the production pipeline \
+                 to start again when a release's soak ends"
+                    .into(),
+            )),
+        }
+    }
+
     /// Where the webhook secret deliveries must be signed with comes from, if anywhere. Set but empty is a
     /// mistake, not a choice (every delivery would fail its signature check and stay on the queue), and so
     /// are both settings at once.
@@ -980,7 +1083,29 @@ mod tests {
             on.vulnerabilities.map(|g| g.threshold),
             Some(crate::gates::vulnerabilities::Severity::High)
         );
-        assert!(on.override_gate.is_none());
+        assert!(on.override_gate.is_none() && on.soak.is_none());
+        let soak = gates(&[
+            "--gate-staging-soak",
+            "30m",
+            "--staging-cluster",
+            "staging",
+            "--staging-service",
+            "api",
+            "--gate-staging-alarms",
+            " api-5xx, ,latency ",
+            "--override-gate",
+            "soak",
+            "--override-reason",
+            "INC-7",
+        ])
+        .unwrap();
+        let gate = soak.soak.expect("the soak gate is on");
+        assert_eq!(gate.soak, std::time::Duration::from_secs(1800));
+        assert_eq!(gate.alarms, ["api-5xx", "latency"]);
+        assert_eq!(
+            soak.override_gate.map(|o| o.gate),
+            Some(crate::gates::Gate::Soak)
+        );
     }
 
     #[test]
@@ -990,7 +1115,7 @@ mod tests {
                 &["--gate-vulnerabilities", "severe"][..],
                 "PROMOTE_GATE_VULNERABILITIES",
             ),
-            (&["--override-gate", "soak"], "PROMOTE_OVERRIDE_GATE"),
+            (&["--override-gate", "speed"], "PROMOTE_OVERRIDE_GATE"),
             (
                 &["--override-gate", "vulnerabilities"],
                 "PROMOTE_OVERRIDE_REASON",
@@ -1016,6 +1141,22 @@ mod tests {
                     "/nonexistent/allow.toml",
                 ],
                 "PROMOTE_GATE_ALLOWLIST",
+            ),
+            (
+                &["--gate-staging-soak", "half an hour"],
+                "PROMOTE_GATE_STAGING_SOAK (--gate-staging-soak): \"half an hour\" is no duration",
+            ),
+            (
+                &["--gate-staging-soak", "30m", "--staging-service", "api"],
+                "PROMOTE_STAGING_CLUSTER is not set",
+            ),
+            (
+                &["--gate-staging-soak", "30m", "--staging-cluster", "staging"],
+                "PROMOTE_STAGING_SERVICE is not set",
+            ),
+            (
+                &["--gate-staging-alarms", "api-5xx"],
+                "PROMOTE_GATE_STAGING_SOAK is not",
             ),
         ] {
             let error = gates(args).unwrap_err().to_string();

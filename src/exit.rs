@@ -1,8 +1,9 @@
 //! Exit codes, for scripts and buildspecs that branch on why a run stopped. Decided here, at the top, from
 //! the typed errors the lower floors define; nothing below the command layer imports this module.
 
+use crate::gates::NotYet;
 use crate::promote::refused_by;
-use crate::promote::run::NothingPending;
+use crate::promote::run::{NothingPending, Waiting};
 use crate::status::Drift;
 use crate::usage::Usage;
 
@@ -16,6 +17,9 @@ pub const USAGE: u8 = 2;
 pub const REFUSED: u8 = 3;
 /// `run` found no pending release on the queue.
 pub const NOTHING_PENDING: u8 = 4;
+/// A gate waits (staging has not run the release for the soak time yet): nothing was written; the release is
+/// judged again when it may pass.
+pub const WAITING: u8 = 5;
 
 /// Shown under `--help`.
 pub const TABLE: &str = "Exit codes:
@@ -25,7 +29,9 @@ pub const TABLE: &str = "Exit codes:
   3  refused: the release tag already holds another digest or commit (a release tag never moves), or a
      promotion gate refused the release;
      status, audit: drift — what runs or what a release tag holds is not what was released
-  4  run: no pending release on the queue; nothing was deployed";
+  4  run: no pending release on the queue; nothing was deployed
+  5  a gate waits: staging has not run the release for the soak time yet; nothing was written (run: its
+     message is hidden until then, and the pipeline scheduled to start again)";
 
 /// The exit code for an error that ended a command.
 pub fn code_for(error: &anyhow::Error) -> u8 {
@@ -33,6 +39,9 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
         USAGE
     } else if error.downcast_ref::<NothingPending>().is_some() {
         NOTHING_PENDING
+    } else if error.downcast_ref::<NotYet>().is_some() || error.downcast_ref::<Waiting>().is_some()
+    {
+        WAITING
     } else if refused_by(error).is_some() || error.downcast_ref::<Drift>().is_some() {
         REFUSED
     } else {

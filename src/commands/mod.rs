@@ -17,8 +17,8 @@ pub mod status;
 pub async fn execute(cli: Cli) -> Result<()> {
     let stall = cli.stall();
     match cli.command {
-        Command::Run(args) => release::run(args, stall).await,
-        Command::Promote(args) => release::promote(args, stall).await,
+        Command::Run(args) => release::run(*args, stall).await,
+        Command::Promote(args) => release::promote(*args, stall).await,
         Command::Redeploy(args) => release::redeploy(&args.promotion, &args.tag, stall).await,
         Command::History(args) => ledger::history(args, stall).await,
         Command::Show(args) => ledger::show(args, stall).await,

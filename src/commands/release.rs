@@ -11,6 +11,7 @@ use crate::github::Deployments;
 use crate::intake::{self, Named, Policy, Queue, Release};
 use crate::ledger::Ledger;
 use crate::promote::run::{self, RunSettings};
+use crate::promote::wake::Wake;
 use crate::promote::{DeployKind, Plan, Promoter, Promotion, Settings};
 use crate::registry::Connector;
 use crate::usage::Usage;
@@ -36,7 +37,7 @@ impl Parts {
         let aws = args.registries.aws(stall).await?;
         let connector = args.registries.connector(Some(aws.clone()), stall);
         let ledger = Ledger::new(&aws.config, table);
-        let gatekeeper = Gatekeeper::new(gates, &aws);
+        let gatekeeper = Gatekeeper::new(gates, &aws).await;
         let events = Publisher::new(
             &aws.config,
             args.events.bus(),
@@ -178,6 +179,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
     }
     // Read before `args` is taken apart; refused only when the queue is read.
     let webhook_secret = args.webhook_secret();
+    let wake = args.wake();
     let named = Named {
         tag: args.release.tag,
         commit: args.release.commit,
@@ -201,6 +203,7 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
         "name the release actions that promote, e.g. published",
     )?;
     let webhook_secret = webhook_secret?;
+    let wake = wake?;
     let parts = Parts::open(&args.promotion, &table, gates, stall).await?;
     // Read before the queue is: a secret that cannot be read keeps every message where it is.
     let webhook_secrets = webhook_secret.values(&parts.aws.config).await?;
@@ -217,12 +220,24 @@ pub async fn run(args: RunArgs, stall: Duration) -> Result<()> {
     };
     let promoter = parts.promoter(settings).await?;
     let queue = Queue::new(&parts.aws.config, &queue_url, "PROMOTE_QUEUE_URL");
-    let report = run::run(&promoter, &queue, &run_settings).await?;
+    let wake = wake.map(|(pipeline, role)| Wake::new(&parts.aws.config, &pipeline, &role));
+    let report = run::run(&promoter, &queue, &run_settings, wake.as_ref()).await?;
     for plan in &report.planned {
         print_plan(plan, promoter.table());
     }
     if let Some((promotion, _)) = &report.deployed {
         print_deploy(&promoter, promotion, run_settings.dry_run);
+    }
+    for wait in &report.waiting {
+        println!(
+            "release {} waits for its gates until {}; its message is hidden until then{}",
+            wait.tag,
+            crate::timestamp::time_text(wait.until),
+            match &wait.schedule {
+                Some(name) => format!(" and schedule {name} starts the pipeline again"),
+                None => String::new(),
+            }
+        );
     }
     let attempted = report.attempted();
     report.into_result(attempted)

@@ -4,6 +4,8 @@
 //! the run was told to override that gate, which is recorded with who, when and why. A redeploy ships what
 //! was promoted already and is never gated.
 
+pub mod soak;
+pub mod staging;
 pub mod vulnerabilities;
 
 use std::time::Duration;
@@ -12,6 +14,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{EcrHost, Pointer, Reference};
+use soak::SoakEvidence;
+use staging::Staging;
 use vulnerabilities::{Allowed, Judgement, Scans, Severity, VulnerabilityEvidence};
 
 /// The gates this release of ecr-promote knows.
@@ -20,12 +24,15 @@ use vulnerabilities::{Allowed, Judgement, Scans, Severity, VulnerabilityEvidence
 pub enum Gate {
     /// The staging image's scan findings ([`vulnerabilities`]).
     Vulnerabilities,
+    /// What staging's ECS service ran, healthy, for how long, and its alarms ([`soak`]).
+    Soak,
 }
 
 impl Gate {
     pub fn as_str(self) -> &'static str {
         match self {
             Gate::Vulnerabilities => "vulnerabilities",
+            Gate::Soak => "soak",
         }
     }
 }
@@ -36,8 +43,9 @@ impl std::str::FromStr for Gate {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.trim() {
             "vulnerabilities" => Ok(Gate::Vulnerabilities),
+            "soak" => Ok(Gate::Soak),
             other => Err(format!(
-                "{other:?} is no gate: the gates are vulnerabilities"
+                "{other:?} is no gate: the gates are vulnerabilities and soak"
             )),
         }
     }
@@ -52,6 +60,19 @@ pub struct VulnerabilityGate {
     pub scan_wait: Duration,
 }
 
+/// The staging soak gate's settings.
+#[derive(Clone, Debug)]
+pub struct SoakGate {
+    /// How long staging must have run the image, healthy.
+    pub soak: Duration,
+    pub cluster: String,
+    pub service: String,
+    /// CloudWatch alarms in staging that must be OK.
+    pub alarms: Vec<String>,
+    /// The role in the staging account that may describe the service and its alarms; none: the caller's own.
+    pub read_role: Option<String>,
+}
+
 /// Promote past a failing gate: for a person who has looked at the evidence and decided.
 #[derive(Clone, Debug)]
 pub struct Override {
@@ -63,6 +84,7 @@ pub struct Override {
 #[derive(Clone, Debug, Default)]
 pub struct GateSettings {
     pub vulnerabilities: Option<VulnerabilityGate>,
+    pub soak: Option<SoakGate>,
     pub override_gate: Option<Override>,
 }
 
@@ -92,41 +114,44 @@ pub struct GateRecord {
     pub verdict: Verdict,
     /// RFC 3339 UTC.
     pub checked_at: String,
-    pub vulnerabilities: VulnerabilityEvidence,
+    /// The vulnerability gate's evidence; each record holds its own gate's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulnerabilities: Option<VulnerabilityEvidence>,
+    /// The soak gate's evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakEvidence>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overridden: Option<OverrideRecord>,
 }
 
+/// What one gate saw of one image.
+enum Evidence {
+    Vulnerabilities(VulnerabilityEvidence),
+    Soak(SoakEvidence),
+}
+
 impl GateRecord {
+    /// The staging image the evidence is of, `repo@sha256:…`.
+    pub fn image(&self) -> &str {
+        match (&self.vulnerabilities, &self.soak) {
+            (Some(v), _) => &v.image,
+            (None, Some(s)) => &s.image,
+            (None, None) => "",
+        }
+    }
+
     /// One line for people: the gate, its verdict and what it saw.
     pub fn summary(&self) -> String {
-        let evidence = &self.vulnerabilities;
-        let counts: Vec<String> = evidence
-            .counts
-            .iter()
-            .map(|(severity, n)| format!("{severity} {n}"))
-            .collect();
-        let mut line = format!(
-            "{} {}: {} at or above {}, scan {}, findings {}",
-            self.gate.as_str(),
-            match self.verdict {
-                Verdict::Pass => "pass",
-                Verdict::Overridden => "OVERRIDDEN",
-            },
-            evidence.image,
-            evidence.threshold,
-            evidence.scan_status,
-            if counts.is_empty() {
-                "none".to_owned()
-            } else {
-                counts.join(", ")
-            }
-        );
-        if !evidence.allowlisted.is_empty() {
-            line.push_str(&format!(
-                "; allowlisted {}",
-                evidence.allowlisted.join(", ")
-            ));
+        let verdict = match self.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Overridden => "OVERRIDDEN",
+        };
+        let mut line = format!("{} {verdict}: ", self.gate.as_str());
+        if let Some(evidence) = &self.vulnerabilities {
+            line.push_str(&vulnerabilities_summary(evidence));
+        }
+        if let Some(evidence) = &self.soak {
+            line.push_str(&evidence.summary());
         }
         if let Some(o) = &self.overridden {
             line.push_str(&format!(
@@ -136,6 +161,32 @@ impl GateRecord {
         }
         line
     }
+}
+
+fn vulnerabilities_summary(evidence: &VulnerabilityEvidence) -> String {
+    let counts: Vec<String> = evidence
+        .counts
+        .iter()
+        .map(|(severity, n)| format!("{severity} {n}"))
+        .collect();
+    let mut line = format!(
+        "{} at or above {}, scan {}, findings {}",
+        evidence.image,
+        evidence.threshold,
+        evidence.scan_status,
+        if counts.is_empty() {
+            "none".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    );
+    if !evidence.allowlisted.is_empty() {
+        line.push_str(&format!(
+            "; allowlisted {}",
+            evidence.allowlisted.join(", ")
+        ));
+    }
+    line
 }
 
 /// A gate refused the release: nothing was written. The reason names the evidence that failed.
@@ -150,6 +201,18 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// A gate that cannot pass yet but may later (staging has not run the image for the soak time yet): nothing was
+/// written; judge the release again at `until`.
+#[derive(Debug, thiserror::Error)]
+#[error("release {tag} waits for the {} gate until {}: {evidence}", gate.as_str(), crate::timestamp::time_text(*until))]
+pub struct NotYet {
+    pub tag: String,
+    pub gate: Gate,
+    pub until: std::time::SystemTime,
+    /// What the gate saw, in one line.
+    pub evidence: String,
+}
+
 /// How often a scan in progress is looked at again.
 const SCAN_POLL: Duration = Duration::from_secs(5);
 
@@ -157,65 +220,154 @@ const SCAN_POLL: Duration = Duration::from_secs(5);
 pub struct Gatekeeper {
     settings: GateSettings,
     scans: Scans,
+    /// The staging service the soak gate reads, when it is on.
+    staging: Option<Staging>,
     sts: aws_sdk_sts::Client,
     /// Who is running, asked once per run: the same for every override it records.
     caller: tokio::sync::OnceCell<String>,
 }
 
 impl Gatekeeper {
-    /// `aws`: scans are read where staging's images are (the source role's account when one is set).
-    pub fn new(settings: GateSettings, aws: &crate::aws::Aws) -> Gatekeeper {
+    /// `aws`: scans are read where staging's images are (the source role's account when one is set); the
+    /// staging service with the staging read role when one is set.
+    pub async fn new(settings: GateSettings, aws: &crate::aws::Aws) -> Gatekeeper {
+        let staging = match &settings.soak {
+            Some(gate) => {
+                let config = match &gate.read_role {
+                    Some(role) => crate::aws::assume_role(&aws.config, role).await,
+                    None => aws.config.clone(),
+                };
+                Some(Staging::new(&config, &gate.cluster, &gate.service))
+            }
+            None => None,
+        };
         Gatekeeper {
             settings,
             scans: Scans::new(aws.for_source()),
+            staging,
             sts: aws_sdk_sts::Client::new(&aws.config),
             caller: tokio::sync::OnceCell::new(),
         }
     }
 
     /// The verdicts of every gate turned on, for each staging image (`host/repository@sha256:…`) of release
-    /// `tag`; [`Refused`] when one refuses and is not overridden. No gate on: no call, nothing recorded.
+    /// `tag`; [`Refused`] when one refuses and is not overridden, [`NotYet`] when one must be asked again
+    /// later. No gate on: no call, nothing recorded.
     pub async fn check(&self, tag: &str, images: &[Reference]) -> Result<Vec<GateRecord>> {
-        let Some(gate) = &self.settings.vulnerabilities else {
-            return Ok(Vec::new());
-        };
         let mut records = Vec::new();
-        for image in images {
-            let (evidence, refusal) = self.vulnerabilities(gate, image).await?;
-            let overridden = match refusal {
-                None => None,
-                Some(reason) => match &self.settings.override_gate {
-                    Some(o) if o.gate == Gate::Vulnerabilities => Some(OverrideRecord {
-                        by: self.caller().await?.to_owned(),
-                        reason: o.reason.clone(),
-                        refusal: reason,
-                    }),
-                    _ => {
-                        return Err(Refused {
-                            tag: tag.to_owned(),
-                            gate: Gate::Vulnerabilities,
-                            reason,
-                        }
-                        .into());
-                    }
-                },
-            };
-            if let Some(o) = &overridden {
-                tracing::warn!(release = tag, gate = "vulnerabilities", by = %o.by, reason = %o.reason, refusal = %o.refusal, "gate overridden");
+        if let Some(gate) = &self.settings.vulnerabilities {
+            for image in images {
+                let (evidence, refusal) = self.vulnerabilities(gate, image).await?;
+                records.push(
+                    self.verdict(
+                        tag,
+                        Gate::Vulnerabilities,
+                        Evidence::Vulnerabilities(evidence),
+                        refusal,
+                    )
+                    .await?,
+                );
             }
-            records.push(GateRecord {
-                gate: Gate::Vulnerabilities,
-                verdict: if overridden.is_some() {
-                    Verdict::Overridden
-                } else {
-                    Verdict::Pass
-                },
-                checked_at: crate::timestamp::now(),
-                vulnerabilities: evidence,
-                overridden,
-            });
+        }
+        if let (Some(gate), Some(staging)) = (&self.settings.soak, &self.staging) {
+            // One read of the service for every image of the release.
+            let service = staging.read(&gate.alarms).await?;
+            let now = time::OffsetDateTime::now_utc();
+            let mut waiting: Option<NotYet> = None;
+            for image in images {
+                let Pointer::Digest(digest) = &image.pointer else {
+                    anyhow::bail!("the soak gate needs the staging image by digest, not {image}");
+                };
+                let seen = staging.observe(&service, &digest.to_string()).await?;
+                let (evidence, refusal) =
+                    match soak::judge(&image.to_string(), &seen, gate.soak, now) {
+                        soak::Judgement::Pass(evidence) => (evidence, None),
+                        soak::Judgement::Refuse { evidence, reason } => (evidence, Some(reason)),
+                        soak::Judgement::Wait { evidence, until } => {
+                            let until = std::time::SystemTime::from(until);
+                            let overridden = self
+                                .settings
+                                .override_gate
+                                .as_ref()
+                                .is_some_and(|o| o.gate == Gate::Soak);
+                            if !overridden {
+                                // The latest of the images' ends: the release waits for all of them.
+                                if waiting.as_ref().is_none_or(|w| w.until < until) {
+                                    waiting = Some(NotYet {
+                                        tag: tag.to_owned(),
+                                        gate: Gate::Soak,
+                                        until,
+                                        evidence: evidence.summary(),
+                                    });
+                                }
+                                continue;
+                            }
+                            let reason = format!(
+                                "the soak had not ended: {} until {}",
+                                evidence.summary(),
+                                crate::timestamp::time_text(until)
+                            );
+                            (evidence, Some(reason))
+                        }
+                    };
+                records.push(
+                    self.verdict(tag, Gate::Soak, Evidence::Soak(evidence), refusal)
+                        .await?,
+                );
+            }
+            if let Some(waiting) = waiting {
+                return Err(waiting.into());
+            }
         }
         Ok(records)
+    }
+
+    /// The record of one gate's evidence on one image: passed, or refused and overridden; [`Refused`] when it
+    /// refused and the run may not override it.
+    async fn verdict(
+        &self,
+        tag: &str,
+        gate: Gate,
+        evidence: Evidence,
+        refusal: Option<String>,
+    ) -> Result<GateRecord> {
+        let overridden = match refusal {
+            None => None,
+            Some(reason) => match &self.settings.override_gate {
+                Some(o) if o.gate == gate => Some(OverrideRecord {
+                    by: self.caller().await?.to_owned(),
+                    reason: o.reason.clone(),
+                    refusal: reason,
+                }),
+                _ => {
+                    return Err(Refused {
+                        tag: tag.to_owned(),
+                        gate,
+                        reason,
+                    }
+                    .into());
+                }
+            },
+        };
+        if let Some(o) = &overridden {
+            tracing::warn!(release = tag, gate = gate.as_str(), by = %o.by, reason = %o.reason, refusal = %o.refusal, "gate overridden");
+        }
+        let (vulnerabilities, soak) = match evidence {
+            Evidence::Vulnerabilities(v) => (Some(v), None),
+            Evidence::Soak(s) => (None, Some(s)),
+        };
+        Ok(GateRecord {
+            gate,
+            verdict: if overridden.is_some() {
+                Verdict::Overridden
+            } else {
+                Verdict::Pass
+            },
+            checked_at: crate::timestamp::now(),
+            vulnerabilities,
+            soak,
+            overridden,
+        })
     }
 
     /// The vulnerability gate on one image: its evidence, and the refusal if it refuses. A scan in progress is

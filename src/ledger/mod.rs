@@ -141,7 +141,7 @@ pub(crate) fn full() -> Record {
         gate: crate::gates::Gate::Vulnerabilities,
         verdict: crate::gates::Verdict::Overridden,
         checked_at: "2026-01-01T23:59:00Z".into(),
-        vulnerabilities: crate::gates::vulnerabilities::VulnerabilityEvidence {
+        vulnerabilities: Some(crate::gates::vulnerabilities::VulnerabilityEvidence {
             image: "s/api@sha256:1".into(),
             threshold: crate::gates::vulnerabilities::Severity::High,
             scan_status: "COMPLETE".into(),
@@ -153,7 +153,8 @@ pub(crate) fn full() -> Record {
                 package: Some("openssl".into()),
             }],
             blocking_count: 1,
-        },
+        }),
+        soak: None,
         overridden: Some(crate::gates::OverrideRecord {
             by: "arn:aws:sts::222222222222:assumed-role/oncall/alice".into(),
             reason: "hotfix; the finding is in an unused package".into(),

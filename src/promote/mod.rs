@@ -3,6 +3,7 @@
 
 pub mod routes;
 pub mod run;
+pub mod wake;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::wake::Wake;
 use super::{DeployKind, Plan, Promoter, Promotion};
+use crate::gates::NotYet;
 use crate::intake::{self, Heartbeat, Message, Pending, Policy, Queue, Reading};
 
 #[derive(Clone, Debug)]
@@ -32,6 +34,34 @@ pub struct RunSettings {
 pub struct NothingPending {
     pub queue: String,
     pub skipped: String,
+}
+
+/// Every pending release waits for a gate (a soak not over yet), and none was promoted: nothing to deploy now.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: each release's message is hidden until then{}", waits.join("; "), if *scheduled { " and the pipeline is scheduled to start again then" } else { ", and the next run after then promotes it (no schedule starts the pipeline then: PROMOTE_WAKE_PIPELINE and \
+     PROMOTE_WAKE_ROLE_ARN unset, or CreateSchedule failed, as logged)" })]
+pub struct Waiting {
+    pub waits: Vec<String>,
+    pub scheduled: bool,
+}
+
+/// SQS hides a message for at most 12 hours; a longer wait is hidden again when the message comes back.
+const LONGEST_HIDE: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// How long to hide a message whose release may pass at `until`: to then, within SQS's bounds.
+pub fn hide_for(until: std::time::SystemTime, now: std::time::SystemTime) -> Duration {
+    let left = until.duration_since(now).unwrap_or(Duration::ZERO);
+    // Whole seconds, rounded up: SQS counts in seconds, and a message back a moment early would wait again.
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Duration::from_secs(seconds.max(1)).min(LONGEST_HIDE)
+}
+
+/// A release that waits for a gate: when it may pass, and the schedule that starts the pipeline then.
+#[derive(Debug)]
+pub struct Wait {
+    pub tag: String,
+    pub until: std::time::SystemTime,
+    pub schedule: Option<String>,
 }
 
 /// The received messages, sorted by what is to be done with each.
@@ -95,6 +125,17 @@ impl Messages<'_> {
         Ok(())
     }
 
+    /// Hidden until its release may pass a gate: not a failure, so not handed back at once.
+    async fn hide(&self, message: &Message, hidden: Duration) -> Result<()> {
+        self.heartbeat.release(&message.id);
+        if !self.dry_run {
+            self.queue
+                .set_visibility(std::slice::from_ref(message), hidden)
+                .await?;
+        }
+        Ok(())
+    }
+
     fn leave(&self, message: &Message) {
         self.heartbeat.release(&message.id);
     }
@@ -119,9 +160,18 @@ pub struct Report {
     pub deployed: Option<(Promotion, DeployKind)>,
     /// Releases that failed, with their errors; their messages stay for a retry.
     pub failures: Vec<(String, anyhow::Error)>,
+    /// Releases waiting for a gate; their messages hidden until then.
+    pub waiting: Vec<Wait>,
 }
 
-pub async fn run(promoter: &Promoter<'_>, queue: &Queue, settings: &RunSettings) -> Result<Report> {
+/// `wake`: what starts the pipeline again for a release that waits for a gate; none, and the release's message
+/// reappears for whichever run comes next.
+pub async fn run(
+    promoter: &Promoter<'_>,
+    queue: &Queue,
+    settings: &RunSettings,
+    wake: Option<&Wake>,
+) -> Result<Report> {
     let received = queue
         .receive_all(settings.wait, settings.visibility)
         .await?;
@@ -141,6 +191,7 @@ pub async fn run(promoter: &Promoter<'_>, queue: &Queue, settings: &RunSettings)
         &messages,
         sort(&received, &settings.policy),
         settings,
+        wake,
     )
     .await;
     messages.finish().await?;
@@ -152,6 +203,7 @@ async fn act(
     messages: &Messages<'_>,
     sorted: Sorted,
     settings: &RunSettings,
+    wake: Option<&Wake>,
 ) -> Result<Report> {
     for (message, reason) in &sorted.skipped {
         tracing::info!(message_id = %message.id, %reason, "skipped message");
@@ -232,6 +284,34 @@ async fn act(
                 report.promoted.push(promotion.clone());
                 newest = Some((promotion, release));
             }
+            Err(error) if error.downcast_ref::<NotYet>().is_some() => {
+                let until = error
+                    .downcast_ref::<NotYet>()
+                    .map(|w| w.until)
+                    .expect("checked");
+                // A schedule that cannot be made loses nothing: the hidden message comes back then on its own,
+                // for whichever run comes next.
+                let schedule = match wake {
+                    Some(wake) if !settings.dry_run => {
+                        match wake.at(&release.tag_name, until).await {
+                            Ok(name) => Some(name),
+                            Err(error) => {
+                                tracing::warn!(release = %release.tag_name, error = format!("{error:#}"), "no schedule starts the pipeline again for the waiting release");
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                let hidden = hide_for(until, std::time::SystemTime::now());
+                tracing::info!(message_id = %message.id, release = %release.tag_name, until = %crate::timestamp::time_text(until), hidden_s = hidden.as_secs(), schedule = schedule.as_deref().unwrap_or(""), reason = format!("{error:#}"), "release waits for a gate");
+                messages.hide(message, hidden).await?;
+                report.waiting.push(Wait {
+                    tag: release.tag_name.clone(),
+                    until,
+                    schedule,
+                });
+            }
             Err(error) => {
                 if !settings.dry_run {
                     promoter.announce_refusal(release, &error).await;
@@ -261,6 +341,23 @@ async fn act(
     }
     for message in done {
         messages.delete(message).await?;
+    }
+    if report.deployed.is_none() && report.failures.is_empty() && !report.waiting.is_empty() {
+        return Err(Waiting {
+            waits: report
+                .waiting
+                .iter()
+                .map(|w| {
+                    format!(
+                        "release {} waits for its gates until {}",
+                        w.tag,
+                        crate::timestamp::time_text(w.until)
+                    )
+                })
+                .collect(),
+            scheduled: report.waiting.iter().all(|w| w.schedule.is_some()),
+        }
+        .into());
     }
     Ok(report)
 }
@@ -304,6 +401,19 @@ mod tests {
     fn release(tag: &str, published: &str) -> serde_json::Value {
         json!({"action": "published", "release": {"tag_name": tag, "target_commitish": "main",
             "published_at": published}})
+    }
+
+    #[test]
+    fn a_waiting_message_is_hidden_to_the_second_after_its_release_may_pass_at_most_12_hours() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let hide = |after: Duration| hide_for(now + after, now);
+        assert_eq!(hide(Duration::from_millis(2_100)), Duration::from_secs(3));
+        assert_eq!(hide(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(hide(Duration::from_secs(2 * 86_400)), LONGEST_HIDE);
+        assert_eq!(
+            hide_for(now, now + Duration::from_secs(60)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

@@ -354,7 +354,11 @@ pub struct Ecs {
 
 impl Ecs {
     pub async fn create(moto: &Moto, cluster: &str) -> Ecs {
-        let client = aws_sdk_ecs::Client::new(&config(moto));
+        Ecs::create_with(aws_sdk_ecs::Client::new(&config(moto)), cluster).await
+    }
+
+    /// The cluster created with `client` (e.g. acting in the staging account).
+    async fn create_with(client: aws_sdk_ecs::Client, cluster: &str) -> Ecs {
         client
             .create_cluster()
             .cluster_name(cluster)
@@ -664,6 +668,146 @@ async fn create_pipeline_role(moto: &Moto) -> String {
     arn.to_string()
 }
 
+/// moto, as the SDK sees it acting as `role` (moto keeps each account's resources apart by the
+/// account the role's ARN names).
+async fn acting_as(moto: &Moto, role: &str) -> SdkConfig {
+    let base = config(moto);
+    let assumed = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(role)
+        .role_session_name("tests")
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("assume {role}: {error:?}"));
+    let credentials = assumed.credentials().expect("credentials");
+    base.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_string()),
+            None,
+            "staging",
+        )))
+        .build()
+}
+
+/// Staging's ECS service and its CloudWatch alarms, in the staging account, as the soak gate reads
+/// them. moto gives a new service one deployment, created now, whose rollout is COMPLETED when moto
+/// runs with `MOTO_ECS_SERVICE_RUNNING` at least the desired count (2 here) and IN_PROGRESS
+/// otherwise, with `MOTO_ECS_SERVICE_FAILED_TASKS` failed tasks; it never fails a rollout itself.
+pub struct StagingService {
+    ecs: aws_sdk_ecs::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    pub cluster: String,
+    pub service: String,
+}
+
+impl StagingService {
+    /// Service `service` of cluster `cluster` whose task definition runs each container `(name,
+    /// image)`, the image `repo@sha256:…` as a task definition pins it; created now.
+    pub async fn create(
+        moto: &Moto,
+        role: &str,
+        cluster: &str,
+        service: &str,
+        containers: &[(&str, &str)],
+    ) -> StagingService {
+        let staging = acting_as(moto, role).await;
+        let ecs = Ecs::create_with(aws_sdk_ecs::Client::new(&staging), cluster).await;
+        let definition = ecs.register("api", containers).await;
+        ecs.create_service(service, &definition).await;
+        StagingService {
+            ecs: ecs.client,
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&staging),
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+        }
+    }
+
+    /// The service's deployments as DescribeServices gives them: (id, rolloutState).
+    pub async fn deployments(&self) -> Vec<(String, String)> {
+        let answer = self
+            .ecs
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(&self.service)
+            .send()
+            .await
+            .expect("describe the staging service");
+        answer.services()[0]
+            .deployments()
+            .iter()
+            .map(|d| {
+                (
+                    d.id().unwrap_or_default().to_string(),
+                    d.rollout_state().map_or("", |s| s.as_str()).to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// A metric alarm `name` in staging, in `state` (OK, ALARM, INSUFFICIENT_DATA).
+    pub async fn alarm(&self, name: &str, state: &str) {
+        self.cloudwatch
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(10.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("put alarm {name}: {error:?}"));
+        self.cloudwatch
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(state.into())
+            .state_reason("set by the test")
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("set alarm {name} to {state}: {error:?}"));
+    }
+}
+
+/// The EventBridge Scheduler schedules in moto's default group, as (name, expression, the
+/// schedule's JSON as the API gives it).
+pub async fn schedules(moto: &Moto) -> Vec<(String, Value)> {
+    let client = aws_sdk_scheduler::Client::new(&config(moto));
+    let listed = client
+        .list_schedules()
+        .send()
+        .await
+        .expect("list schedules");
+    let mut found = Vec::new();
+    for summary in listed.schedules() {
+        let name = summary.name().unwrap_or_default().to_string();
+        let schedule = client
+            .get_schedule()
+            .name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("get schedule {name}: {error:?}"));
+        let target = schedule.target();
+        found.push((
+            name.clone(),
+            serde_json::json!({
+                "expression": schedule.schedule_expression(),
+                "timezone": schedule.schedule_expression_timezone(),
+                "after": schedule.action_after_completion().map(|a| a.as_str()),
+                "target": target.map(|t| t.arn()),
+                "role": target.map(|t| t.role_arn()),
+                "input": target.and_then(|t| t.input()),
+            }),
+        ));
+    }
+    found
+}
+
 /// ECR's scans of staging images, as moto keeps them. moto's ECR holds no image bytes (the
 /// Distribution registries do), so each scanned image is registered there by its manifest and
 /// digest, in the staging account, a scan is started, and moto is told through its own API what
@@ -676,25 +820,7 @@ pub struct StagingScans {
 impl StagingScans {
     /// Acting in the staging account, as the role `PROMOTE_SOURCE_ROLE_ARN` names does.
     pub async fn open(moto: &Moto, role: &str) -> StagingScans {
-        let base = config(moto);
-        let assumed = aws_sdk_sts::Client::new(&base)
-            .assume_role()
-            .role_arn(role)
-            .role_session_name("tests")
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("assume {role}: {error:?}"));
-        let credentials = assumed.credentials().expect("credentials");
-        let staging = base
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                credentials.access_key_id(),
-                credentials.secret_access_key(),
-                Some(credentials.session_token().to_string()),
-                None,
-                "staging",
-            )))
-            .build();
+        let staging = acting_as(moto, role).await;
         StagingScans {
             moto: moto.url(),
             ecr: aws_sdk_ecr::Client::new(&staging),

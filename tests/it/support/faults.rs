@@ -3,7 +3,8 @@
 //! their response body cut off half way with the connection dropped, never answered, their response
 //! body stopped half way with the connection left open, or their request body taken slowly — as a
 //! flaky network, an overloaded ECR or a slow link between accounts would. For SQS, a batch call can be
-//! answered with every entry failed, which moto cannot be made to do (the one stand-in for a server).
+//! answered with every entry failed, which moto cannot be made to do; and an AWS operation moto lacks can be
+//! answered with a given JSON body (ECS's deployment history: [`FaultyFront::answer_operation`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ struct Shared {
     client: reqwest::Client,
     rules: Mutex<Vec<Rule>>,
     served: AtomicUsize,
+    /// Every AWS call that came through, as `service operation`.
+    calls: Mutex<Vec<String>>,
 }
 
 /// Requests whose method is `method` and whose path (with the query), or for an AWS call its
@@ -43,7 +46,7 @@ struct Rule {
     remaining: usize,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Fault {
     Status(StatusCode),
     CutBody,
@@ -68,6 +71,8 @@ enum Fault {
     },
     /// Answered here, as SQS answers a batch call none of whose entries it carried out.
     FailEntries,
+    /// Answered here, 200 with this JSON body (AWS's JSON protocol).
+    Json(String),
 }
 
 impl FaultyFront {
@@ -90,6 +95,7 @@ impl FaultyFront {
                 .expect("build an HTTP client"),
             rules: Mutex::new(Vec::new()),
             served: AtomicUsize::new(0),
+            calls: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .fallback(front_request)
@@ -164,6 +170,13 @@ impl FaultyFront {
         self.shared.served.load(Ordering::SeqCst)
     }
 
+    /// The AWS calls that came through, in order, each as `service operation`: the service its
+    /// signature is scoped to (`ecs`, `monitoring`, …) and the operation its `X-Amz-Target` names
+    /// (none for the query protocol's, such as CloudWatch's, whose operation is in the body).
+    pub fn aws_calls(&self) -> Vec<String> {
+        self.shared.calls.lock().expect("the calls").clone()
+    }
+
     fn add(&self, method: &str, path: &str, fault: Fault, times: usize) {
         self.shared.rules.lock().expect("the rules").push(Rule {
             method: method.parse().expect("an HTTP method"),
@@ -189,7 +202,7 @@ impl Shared {
         })?;
         rule.remaining -= 1;
         self.served.fetch_add(1, Ordering::SeqCst);
-        Some(rule.fault)
+        Some(rule.fault.clone())
     }
 }
 
@@ -204,9 +217,32 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         .get("x-amz-target")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
+    // `Credential=<key>/<date>/<region>/<service>/aws4_request`: a registry's requests have none.
+    let service = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3));
+    if let Some(service) = service {
+        let operation = operation.rsplit('.').next().unwrap_or_default();
+        shared
+            .calls
+            .lock()
+            .expect("the calls")
+            .push(format!("{service} {operation}").trim_end().to_string());
+    }
     let fault = shared.fault_for(request.method(), &format!("{target} {operation}"));
     if let Some(Fault::FailEntries) = fault {
         return failed_entries(request).await;
+    }
+    if let Some(Fault::Json(body)) = &fault {
+        return (
+            StatusCode::OK,
+            [(CONTENT_TYPE, "application/x-amz-json-1.1")],
+            body.clone(),
+        )
+            .into_response();
     }
     if let Some(Fault::Status(status)) = fault {
         let body = format!(
@@ -235,13 +271,13 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         return std::future::pending().await;
     }
     let (parts, body) = request.into_parts();
-    let body = match fault {
-        Some(Fault::Throttle { bytes_per_second }) => throttled(body, bytes_per_second),
+    let body = match &fault {
+        Some(Fault::Throttle { bytes_per_second }) => throttled(body, *bytes_per_second),
         _ => reqwest::Body::wrap_stream(body.into_data_stream()),
     };
     let path_and_query = parts.uri.path_and_query().map_or("/", |path| path.as_str());
     let declined;
-    let path_and_query = match fault {
+    let path_and_query = match &fault {
         Some(Fault::DeclineMount) => {
             declined = path_and_query.split('?').next().unwrap_or("/").to_string();
             declined.as_str()
@@ -273,7 +309,7 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
     };
     let status = upstream.status();
     let mut headers = relayed_headers(upstream.headers(), &shared.upstream_url, &shared.front_url);
-    let body = match fault {
+    let body = match &fault {
         Some(Fault::CutBody) => {
             // Content-Length stays the whole body's: the client sees the connection end early.
             let bytes = upstream.bytes().await.unwrap_or_default();
@@ -290,6 +326,7 @@ async fn front_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             Body::from_stream(sent.chain(futures_util::stream::pending()))
         }
         Some(Fault::Pad { bytes }) => {
+            let bytes = *bytes;
             headers.remove(CONTENT_LENGTH);
             let padding = (0..bytes)
                 .step_by(64 << 10)
@@ -329,6 +366,13 @@ fn throttled(body: Body, bytes_per_second: usize) -> reqwest::Body {
 }
 
 impl FaultyFront {
+    /// Answers every call of the AWS operation `operation` (its `X-Amz-Target`, e.g.
+    /// `AmazonEC2ContainerServiceV20141113.ListServiceDeployments`) with `body`: a stand-in for an
+    /// operation moto does not have.
+    pub fn answer_operation(&self, operation: &str, body: serde_json::Value) {
+        self.add("POST", operation, Fault::Json(body.to_string()), usize::MAX);
+    }
+
     /// Answers the next SQS `ChangeMessageVisibilityBatch` here, changing nothing, with each of its
     /// entries failed as SQS fails one whose message it no longer knows (`ReceiptHandleIsInvalid`).
     pub fn fail_visibility_changes_once(&self) {

@@ -27,7 +27,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 pub use aws::{
-    Counts, Ecs, EventSubscription, MAX_RECEIVE_COUNT, OutcomesQueue, StagingScans, WebhookSecret,
+    Counts, Ecs, EventSubscription, MAX_RECEIVE_COUNT, OutcomesQueue, StagingScans, StagingService,
+    WebhookSecret, schedules,
 };
 pub use faults::FaultyFront;
 pub use front::RedirectingFront;
@@ -116,9 +117,21 @@ impl World {
         World::with_registries(staging, production).await
     }
 
+    /// A world whose moto is started with `env` (see [`Moto::start_with`]).
+    pub async fn with_moto_env(env: &[(&str, &str)]) -> World {
+        let (staging, production) = tokio::join!(
+            Registry::start(STAGING_ACCOUNT),
+            Registry::start(PRODUCTION_ACCOUNT)
+        );
+        World::around(staging, production, Moto::start_with(env).await)
+    }
+
     /// A world around registries the test started itself (e.g. one with a wrong password).
     pub async fn with_registries(staging: Registry, production: Registry) -> World {
-        let moto = Moto::start().await;
+        World::around(staging, production, Moto::start().await)
+    }
+
+    fn around(staging: Registry, production: Registry, moto: Moto) -> World {
         let dir = tempfile::Builder::new()
             .prefix("ecr-promote-world-")
             .tempdir()

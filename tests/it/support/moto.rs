@@ -20,6 +20,12 @@ pub struct Moto {
 impl Moto {
     /// Starts `moto_server` (found on PATH) and waits until it answers HTTP.
     pub async fn start() -> Moto {
+        Moto::start_with(&[]).await
+    }
+
+    /// Starts `moto_server` with `env` set: moto reads some settings from its environment (e.g.
+    /// `MOTO_ECS_SERVICE_RUNNING`, the running count it gives each ECS service it creates).
+    pub async fn start_with(env: &[(&str, &str)]) -> Moto {
         let dir = tempfile::Builder::new()
             .prefix("moto-")
             .tempdir()
@@ -31,6 +37,7 @@ impl Moto {
             let mut command = Command::new("moto_server");
             command
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err);
