@@ -155,8 +155,10 @@ impl Deployments {
         self.settle(ledger, Some(this), retire).await;
     }
 
-    /// Tells GitHub every status owed in the table and, with `retire`, marks `inactive` the deployments whose
-    /// last status is `success` (all but `except`, the deploy that replaced them).
+    /// Tells GitHub every status owed in the table and, with `retire`, marks `inactive` the deployments that
+    /// `except` (the deploy that just succeeded) replaced: those whose last status is `success`, and those
+    /// deployed before it still `in_progress` (superseded before their outcome was known; production no longer
+    /// runs them either way). A deploy after it that is still in progress is left alone.
     async fn settle(&self, ledger: &Ledger, except: Option<(&str, u64)>, retire: bool) {
         let Some(on) = self.on.as_ref() else { return };
         let releases = match ledger.releases().await {
@@ -178,11 +180,14 @@ impl Deployments {
                     continue;
                 }
                 let owed = mark.owed.as_deref().and_then(State::parse);
+                let replaced = match mark.posted.as_deref().and_then(State::parse) {
+                    Some(State::Success) => true,
+                    Some(State::InProgress) => except.is_some_and(|(_, after)| sequence < after),
+                    _ => false,
+                };
                 let state = match owed {
                     Some(state) => state,
-                    None if retire && mark.posted.as_deref() == Some(State::Success.as_str()) => {
-                        State::Inactive
-                    }
+                    None if retire && replaced => State::Inactive,
                     None => continue,
                 };
                 let told = on

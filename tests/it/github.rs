@@ -411,6 +411,46 @@ async fn an_outcome_reported_later_reaches_its_deployment_and_a_success_retires_
     assert_eq!(stand.github.requests().await.len(), told);
 }
 
+/// A deploy replaced before its outcome was known (the next release shipped while ECS still rolled it out):
+/// the later deploy's success marks it `inactive` too, so GitHub never shows it in progress for good; a deploy
+/// made after the one that succeeded, still in progress, is left as it is.
+#[tokio::test]
+async fn a_success_retires_a_deploy_it_superseded_in_progress_but_not_a_later_one() {
+    let stand = Stand::start().await;
+    let releases = [
+        (RELEASE, COMMIT),
+        ("v2.0.0", OTHER_COMMIT),
+        ("v3.0.0", "5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d"),
+    ];
+    for (tag, commit) in releases {
+        stand.pipeline.stage(commit).await;
+        let outcome = stand.promote_release(tag, commit).await;
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    }
+    let config = stand.pipeline.world.moto.sdk_config();
+    let ledger = Ledger::new(&config, TABLE);
+    let settings = Settings {
+        token_secret_arn: stand.secret.arn.clone(),
+        api_url: stand.github.url().parse().expect("a URL"),
+        environment: "production".into(),
+        environment_url: None,
+        repository: None,
+        build_arn: Some(PROMOTE_BUILD_ARN.into()),
+        app: None,
+    };
+    let github = Deployments::new(&config, Some(settings), Duration::from_secs(10));
+    let record = ledger.recorded("v2.0.0").await.expect("recorded");
+
+    github
+        .report(&ledger, &record, &record.deploys[0], State::Success)
+        .await;
+
+    let posted = async |tag: &str| marks(&stand.pipeline, tag).await[0]["posted"].clone();
+    assert_eq!(posted(RELEASE).await, "inactive", "superseded in progress");
+    assert_eq!(posted("v2.0.0").await, "success");
+    assert_eq!(posted("v3.0.0").await, "in_progress", "deployed after it");
+}
+
 /// A GitHub App instead of a token: the secret holds the App's private key; the run signs a JWT with it, finds
 /// the App's installation on the repository, and takes an installation token limited to that repository and
 /// to writing deployments, which the deployment calls then carry. The stand-in checks the JWT's signature
