@@ -61,6 +61,24 @@ impl Stand {
             .env("PROMOTE_GITHUB_ENVIRONMENT_URL", ENVIRONMENT_URL)
     }
 
+    /// The ledger, and what a command that learns an outcome reports it through, as the promotion build.
+    async fn reporter(&self) -> (Ledger, Deployments) {
+        let config = self.pipeline.world.moto.sdk_config();
+        let settings = Settings {
+            token_secret_arn: self.secret.arn.clone(),
+            api_url: self.github.url().parse().expect("a URL"),
+            environment: "production".into(),
+            environment_url: None,
+            repository: None,
+            build_arn: Some(PROMOTE_BUILD_ARN.into()),
+            app: None,
+        };
+        (
+            Ledger::new(&config, TABLE),
+            Deployments::new(&config, Some(settings), Duration::from_secs(10)),
+        )
+    }
+
     /// `ecr-promote promote` of RELEASE (COMMIT) by the pipeline's build, reporting to the stand-in.
     async fn promote(&self) -> Outcome {
         self.promote_release(RELEASE, COMMIT).await
@@ -326,18 +344,7 @@ async fn an_outcome_reported_later_reaches_its_deployment_and_a_success_retires_
         let outcome = stand.promote_release(tag, commit).await;
         assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     }
-    let config = stand.pipeline.world.moto.sdk_config();
-    let ledger = Ledger::new(&config, TABLE);
-    let settings = Settings {
-        token_secret_arn: stand.secret.arn.clone(),
-        api_url: stand.github.url().parse().expect("a URL"),
-        environment: "production".into(),
-        environment_url: None,
-        repository: None,
-        build_arn: Some(PROMOTE_BUILD_ARN.into()),
-        app: None,
-    };
-    let github = Deployments::new(&config, Some(settings), Duration::from_secs(10));
+    let (ledger, github) = stand.reporter().await;
     let report = async |tag: &str, state: State| {
         let record = ledger.recorded(tag).await.expect("recorded");
         github
@@ -427,18 +434,7 @@ async fn a_success_retires_a_deploy_it_superseded_in_progress_but_not_a_later_on
         let outcome = stand.promote_release(tag, commit).await;
         assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     }
-    let config = stand.pipeline.world.moto.sdk_config();
-    let ledger = Ledger::new(&config, TABLE);
-    let settings = Settings {
-        token_secret_arn: stand.secret.arn.clone(),
-        api_url: stand.github.url().parse().expect("a URL"),
-        environment: "production".into(),
-        environment_url: None,
-        repository: None,
-        build_arn: Some(PROMOTE_BUILD_ARN.into()),
-        app: None,
-    };
-    let github = Deployments::new(&config, Some(settings), Duration::from_secs(10));
+    let (ledger, github) = stand.reporter().await;
     let record = ledger.recorded("v2.0.0").await.expect("recorded");
 
     github
