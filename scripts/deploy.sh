@@ -141,14 +141,17 @@ staging_repository_mode() {
 # The pull statement (deploy/staging-repository-policy.json, for this production account and build role) in
 # the adopted repository's policy, beside the statements it has: one of the same Sid is replaced, no other.
 adopt_staging_repository() {
-    local current merged
+    local current merged partition
     current="$(staging ecr get-repository-policy --repository-name "$REPOSITORY" \
         --query policyText 2>/dev/null || echo None)"
-    merged="$(CURRENT="$current" ACCOUNT="$PRODUCTION_ACCOUNT" ROLE="$STACK-build" python3 - \
+    # The partition of the accounts' ARNs (aws, aws-cn, aws-us-gov), which the file writes as aws.
+    partition="$(production sts get-caller-identity --query Arn | cut -d: -f2)"
+    merged="$(CURRENT="$current" ACCOUNT="$PRODUCTION_ACCOUNT" ROLE="$STACK-build" PARTITION="$partition" python3 - \
         "$REPO/deploy/staging-repository-policy.json" <<'PY'
 import json, os, sys
 ours = json.loads(open(sys.argv[1]).read().replace("222222222222", os.environ["ACCOUNT"])
-                  .replace("role/ecr-promote-build", "role/" + os.environ["ROLE"]))
+                  .replace("role/ecr-promote-build", "role/" + os.environ["ROLE"])
+                  .replace("arn:aws:", "arn:" + os.environ["PARTITION"] + ":"))
 text = os.environ["CURRENT"]
 policy = json.loads(text) if text not in ("", "None") else {"Version": "2012-10-17", "Statement": []}
 statements = policy.get("Statement", [])
