@@ -400,6 +400,8 @@ def assert_production_lines_up(world):
     assert build["PROMOTE_SOURCE_REPOSITORY"] == f"{STAGING}.dkr.ecr.{REGION}.amazonaws.com/api", build
     # The documented command's --set EventBusName=default reaches the build's setting.
     assert build["PROMOTE_EVENT_BUS"] == "default", build
+    # GitHub deployments stay off without a token's secret; their environment is the template's default.
+    assert (build["PROMOTE_GITHUB_TOKEN_SECRET_ARN"], build["PROMOTE_GITHUB_ENVIRONMENT"]) == ("off", "production"), build
     # The soak gate reads staging through the role the staging stack made, on the service it deploys, and
     # starts this stack's pipeline again through its wake role.
     staging = outputs(world, STAGING)
