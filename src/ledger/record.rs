@@ -100,6 +100,10 @@ pub enum OutcomeState {
     Failed,
     /// The deployment failed and ECS went back to the release named in [`Outcome::rolled_back_to`].
     RolledBack,
+    /// A later deploy's rollout completed while this one's was still in progress: ECS replaced it, and
+    /// production no longer runs it. ECS says nothing more of a deployment it replaced, so without this the
+    /// deploy would read "in progress" for good.
+    Superseded,
 }
 
 impl OutcomeState {
@@ -109,6 +113,7 @@ impl OutcomeState {
             OutcomeState::Completed => "completed",
             OutcomeState::Failed => "failed",
             OutcomeState::RolledBack => "rolled_back",
+            OutcomeState::Superseded => "superseded",
         }
     }
 
@@ -131,10 +136,13 @@ impl std::str::FromStr for OutcomeState {
             OutcomeState::Completed,
             OutcomeState::Failed,
             OutcomeState::RolledBack,
+            OutcomeState::Superseded,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
-        .ok_or_else(|| format!("{text:?} is not in_progress, completed, failed or rolled_back"))
+        .ok_or_else(|| {
+            format!("{text:?} is not in_progress, completed, failed, rolled_back or superseded")
+        })
     }
 }
 
@@ -167,7 +175,9 @@ impl Outcome {
             && match recorded.state {
                 OutcomeState::InProgress => self.state.ended(),
                 OutcomeState::Failed => self.state == OutcomeState::RolledBack,
-                OutcomeState::Completed | OutcomeState::RolledBack => false,
+                OutcomeState::Completed | OutcomeState::RolledBack | OutcomeState::Superseded => {
+                    false
+                }
             }
     }
 

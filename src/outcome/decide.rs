@@ -172,7 +172,53 @@ pub fn decide(
             });
         }
     }
+    let superseded = superseded(records, &settlements);
+    settlements.extend(superseded);
     settlements
+}
+
+/// The deploys still in progress that a later deploy's completed rollout replaced (recorded so, or among
+/// `settlements`): each becomes `superseded`, at the time the later one completed. A deploy after the last
+/// completed one is left in progress: it may still complete.
+fn superseded(records: &[Record], settlements: &[Settlement]) -> Vec<Settlement> {
+    let recorded = records.iter().flat_map(|r| {
+        r.deploys.iter().filter_map(move |d| {
+            let outcome = d.outcome.as_ref()?;
+            Some((r.tag_name.as_str(), d.sequence?, outcome))
+        })
+    });
+    let settled = settlements
+        .iter()
+        .map(|s| (s.tag.as_str(), s.sequence, &s.outcome));
+    // Each deploy's outcome once this decision is recorded: a settlement overrides what was recorded.
+    let mut latest: BTreeMap<u64, (&str, &Outcome)> = BTreeMap::new();
+    for (tag, sequence, outcome) in recorded.chain(settled) {
+        latest.insert(sequence, (tag, outcome));
+    }
+    let Some((&completed, &(by, replacing))) = latest
+        .iter()
+        .rev()
+        .find(|(_, (_, o))| o.state == OutcomeState::Completed)
+    else {
+        return Vec::new();
+    };
+    latest
+        .range(..completed)
+        .filter(|(_, (_, o))| o.state == OutcomeState::InProgress)
+        .map(|(&sequence, &(tag, outcome))| Settlement {
+            tag: tag.to_owned(),
+            sequence,
+            outcome: Outcome {
+                state: OutcomeState::Superseded,
+                deployment_id: outcome.deployment_id.clone(),
+                at: replacing.at.clone(),
+                reason: Some(format!(
+                    "replaced by deploy {completed} (release {by}), whose rollout completed first"
+                )),
+                rolled_back_to: None,
+            },
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -394,5 +440,68 @@ mod tests {
         // The same event again, once recorded: nothing more to write.
         records[0].deploys[0].outcome = Some(settled[0].outcome.clone());
         assert!(decide(&service, &records, &[failed_event("ecs-svc/2")], at(NOW)).is_empty());
+    }
+
+    fn in_progress(id: &str) -> Option<Outcome> {
+        Some(Outcome {
+            state: OutcomeState::InProgress,
+            deployment_id: id.into(),
+            at: "2026-12-04T09:01:00Z".into(),
+            reason: None,
+            rolled_back_to: None,
+        })
+    }
+
+    #[test]
+    fn a_deploy_still_in_progress_when_a_later_one_completes_is_superseded_and_one_after_it_is_not()
+    {
+        // v1.1.0 (1) rolling out when v1.2.0 (2) shipped; v1.2.0 completed; v1.3.0 (3) rolls out now.
+        let mut records = vec![
+            release("v1.1.0", &[(1, "2026-12-04T09:00:00Z")]),
+            release("v1.2.0", &[(2, "2026-12-04T10:00:00Z")]),
+            release("v1.3.0", &[(3, "2026-12-04T10:40:00Z")]),
+        ];
+        records[0].deploys[0].outcome = in_progress("ecs-svc/1");
+        records[2].deploys[0].outcome = in_progress("ecs-svc/3");
+        let service = service(vec![deployment(
+            "ecs-svc/2",
+            "ACTIVE",
+            2,
+            "COMPLETED",
+            "2026-12-04T10:01:00Z",
+        )]);
+
+        let settled = decide(&service, &records, &[], at(NOW));
+
+        let states: Vec<_> = settled
+            .iter()
+            .map(|s| (s.tag.as_str(), s.outcome.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("v1.2.0", OutcomeState::Completed),
+                ("v1.1.0", OutcomeState::Superseded)
+            ]
+        );
+        let superseded = &settled[1].outcome;
+        assert_eq!(superseded.deployment_id, "ecs-svc/1", "its own deployment");
+        assert_eq!(
+            superseded.at, "2026-12-04T10:30:00Z",
+            "when v1.2.0 completed"
+        );
+        assert!(
+            superseded
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("release v1.2.0"),
+            "{superseded:?}"
+        );
+
+        // Recorded, the next decision finds nothing more: superseded is final.
+        records[1].deploys[0].outcome = Some(settled[0].outcome.clone());
+        records[0].deploys[0].outcome = Some(settled[1].outcome.clone());
+        assert!(decide(&service, &records, &[], at(NOW)).is_empty());
     }
 }

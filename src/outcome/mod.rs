@@ -152,6 +152,12 @@ pub async fn announce(
         match outcome.state {
             // GitHub was told `in_progress` when the deploy files were written.
             OutcomeState::InProgress => {}
+            // The later deploy's success retired it on GitHub already; told again, nothing is posted.
+            OutcomeState::Superseded => {
+                github
+                    .report(ledger, release, deploy, State::Inactive)
+                    .await;
+            }
             OutcomeState::Completed => {
                 github.report(ledger, release, deploy, State::Success).await;
             }
@@ -165,7 +171,8 @@ pub async fn announce(
             url: release.html_url.clone(),
         };
         let event = match outcome.state {
-            OutcomeState::InProgress => continue,
+            // Not something to tell: the completion that replaced it is announced.
+            OutcomeState::InProgress | OutcomeState::Superseded => continue,
             OutcomeState::Completed => Event::DeployCompleted {
                 release: release_ref,
                 deploy: deploy.kind.as_str().to_owned(),

@@ -349,6 +349,39 @@ async fn a_settle_that_fails_hands_its_events_back_for_the_next_run() {
     assert_eq!(production.outcomes.queue.counts().await.visible, 0);
 }
 
+#[tokio::test]
+async fn a_deploy_replaced_while_still_rolling_out_is_recorded_superseded_when_the_next_completes()
+{
+    let production = Production::start().await;
+    let first = production.promote("v1.0.0", OTHER_COMMIT).await;
+    let replaced = production.ecs_deploys(&first, false).await;
+    production.settle().await;
+    assert_eq!(production.outcome("v1.0.0").await["state"], "in_progress");
+    // The next release ships before ECS finished v1.0.0's rollout, and completes.
+    next_second().await;
+    let second = production.promote("v1.1.0", COMMIT).await;
+    production.ecs_deploys(&second, true).await;
+
+    let said = production.settle().await;
+
+    assert!(
+        said.contains("release v1.0.0") && said.contains("superseded"),
+        "{said}"
+    );
+    let outcome = production.outcome("v1.0.0").await;
+    assert_eq!(outcome["state"], "superseded", "{outcome}");
+    assert_eq!(outcome["deployment_id"], replaced.as_str(), "{outcome}");
+    assert_eq!(production.outcome("v1.1.0").await["state"], "completed");
+    let told: Vec<Value> = production.outcome_events().await;
+    assert_eq!(
+        told.iter()
+            .map(|e| e["detail-type"].clone())
+            .collect::<Vec<_>>(),
+        ["Deploy Completed"],
+        "a superseded deploy is not announced"
+    );
+}
+
 /// GitHub deployments on, against the stand-in of tests/it/github.rs (which says what it is and why).
 struct OnGithub {
     api: GithubApi,
