@@ -90,24 +90,11 @@ impl Ledger {
             .with_context(|| format!("release {tag} has no deploy numbered {sequence}"))
             .with_context(context)?;
         let mut update = Update::default();
-        let (deploys, github, numbered) = (
-            update.name("deploys"),
-            update.name("github"),
-            update.name("sequence"),
-        );
-        let value = update.value("github", super::item::github_item(mark));
-        let expected = update.value("sequence", AttributeValue::N(sequence.to_string()));
-        update
-            .sets
-            .push(format!("{deploys}[{index}].{github} = {value}"));
-        // The deploy at that place is still the one read: deploys are only ever appended.
-        self.update(
-            tag,
-            update,
-            format!("{deploys}[{index}].{numbered} = {expected}"),
-        )
-        .await
-        .map_err(crate::aws::sdk_error)
-        .with_context(context)
+        let (_, same_deploy) =
+            update.set_on_deploy((index, sequence), "github", super::item::github_item(mark));
+        self.update(tag, update, same_deploy)
+            .await
+            .map_err(crate::aws::sdk_error)
+            .with_context(context)
     }
 }

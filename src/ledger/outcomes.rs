@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Ledger;
 use super::item::{outcome_item, string};
@@ -45,15 +44,8 @@ impl Ledger {
                 return Ok(false);
             }
             let mut update = Update::default();
-            let (deploys, sequence_name, outcome_name) = (
-                update.name("deploys"),
-                update.name("sequence"),
-                update.name("outcome"),
-            );
-            let path = format!("{deploys}[{index}].{outcome_name}");
-            let written = update.value("outcome", outcome_item(outcome));
-            update.sets.push(format!("{path} = {written}"));
-            let number = update.value("sequence", AttributeValue::N(sequence.to_string()));
+            let (path, same_deploy) =
+                update.set_on_deploy((index, sequence), "outcome", outcome_item(outcome));
             let unchanged = match recorded {
                 None => format!("attribute_not_exists({path})"),
                 Some(was) => {
@@ -63,8 +55,7 @@ impl Ledger {
                     format!("{path}.{state} = {was}")
                 }
             };
-            let condition =
-                format!("{deploys}[{index}].{sequence_name} = {number} AND {unchanged}");
+            let condition = format!("{same_deploy} AND {unchanged}");
             match self.update(tag, update, condition).await {
                 Ok(()) => return Ok(true),
                 Err(SdkError::ServiceError(e))

@@ -44,6 +44,27 @@ impl Update {
             .push(format!("{key} = if_not_exists({key}, {value})"));
     }
 
+    /// Sets `field` of the deploy at `index` in the item's `deploys` to `value`. Returns the field's path, and
+    /// the condition that the deploy at that place is still the one numbered `sequence` (deploys are only ever
+    /// appended, so the write can never land on another deploy).
+    pub(super) fn set_on_deploy(
+        &mut self,
+        (index, sequence): (usize, u64),
+        field: &str,
+        value: AttributeValue,
+    ) -> (String, String) {
+        let (deploys, numbered, key) = (
+            self.name("deploys"),
+            self.name("sequence"),
+            self.name(field),
+        );
+        let path = format!("{deploys}[{index}].{key}");
+        let value = self.value(field, value);
+        self.sets.push(format!("{path} = {value}"));
+        let expected = self.value("sequence", AttributeValue::N(sequence.to_string()));
+        (path, format!("{deploys}[{index}].{numbered} = {expected}"))
+    }
+
     pub(super) fn add_delivery(&mut self, delivery: Option<&str>) {
         if let Some(delivery) = delivery {
             let key = self.name("deliveries");
