@@ -309,6 +309,19 @@ fn soak_gate(soak: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `settings` and what `run` needs to start the pipeline again for a release that waits.
+fn waking(mut settings: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    settings.push(("PROMOTE_WAKE_PIPELINE", WAKE_PIPELINE.to_string()));
+    settings.push(("PROMOTE_WAKE_ROLE_ARN", WAKE_ROLE.to_string()));
+    settings
+}
+
+/// `ecr-promote run` with `settings`.
+async fn run_with(pipeline: &Pipeline, settings: &[(&str, String)]) -> Outcome {
+    let env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    pipeline.run_with(&env).await
+}
+
 /// `ecr-promote promote` of RELEASE with `settings`.
 async fn promote_with(pipeline: &Pipeline, settings: &[(&str, String)]) -> Outcome {
     let mut command = pipeline.promote_command();
@@ -492,15 +505,13 @@ async fn a_release_not_soaked_yet_waits_hidden_with_a_schedule_and_a_later_run_p
         .queue
         .send(&ReleaseEvent::published(RELEASE, COMMIT).message(Envelope::Raw))
         .await;
-    let mut settings = soak_gate("8s");
+    let settings = soak_gate("8s");
     // `promote` of the release says when to try again, and writes nothing.
     let early = promote_with(&pipeline, &settings).await;
     early.assert_failed_naming(5, &[RELEASE, "waits for the soak gate until", "of 8s soak"]);
-    settings.push(("PROMOTE_WAKE_PIPELINE", WAKE_PIPELINE.to_string()));
-    settings.push(("PROMOTE_WAKE_ROLE_ARN", WAKE_ROLE.to_string()));
-    let env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let settings = waking(settings);
 
-    let waiting = pipeline.run_with(&env).await;
+    let waiting = run_with(&pipeline, &settings).await;
 
     waiting.assert_failed_naming(
         5,
@@ -547,7 +558,7 @@ async fn a_release_not_soaked_yet_waits_hidden_with_a_schedule_and_a_later_run_p
         .counts_once_visible(Duration::from_secs(15))
         .await;
     assert_eq!(back.visible, 1, "the message came back");
-    let promoted = pipeline.run_with(&env).await;
+    let promoted = run_with(&pipeline, &settings).await;
 
     assert_eq!(promoted.code, 0, "{}", promoted.stderr);
     pipeline
@@ -568,13 +579,10 @@ async fn a_schedule_that_cannot_be_made_still_leaves_the_waiting_release_hidden_
     // EventBridge Scheduler refuses the schedule (a role it may not pass, say).
     let front = FaultyFront::start(&pipeline.world.moto.url()).await;
     front.answer("POST", "/schedules/", 400, usize::MAX);
-    let mut settings = soak_gate("1h");
-    settings.push(("PROMOTE_WAKE_PIPELINE", WAKE_PIPELINE.to_string()));
-    settings.push(("PROMOTE_WAKE_ROLE_ARN", WAKE_ROLE.to_string()));
+    let mut settings = waking(soak_gate("1h"));
     settings.push(("AWS_ENDPOINT_URL_SCHEDULER", front.url()));
-    let env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
 
-    let waiting = pipeline.run_with(&env).await;
+    let waiting = run_with(&pipeline, &settings).await;
 
     waiting.assert_failed_naming(
         5,
@@ -757,9 +765,8 @@ async fn a_release_staging_rolled_back_is_refused_and_the_release_behind_it_is_p
         pipeline.queue.send(&release.message(Envelope::Raw)).await;
     }
     soak_through(1).await;
-    let env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
 
-    let outcome = pipeline.run_with(&env).await;
+    let outcome = run_with(&pipeline, &settings).await;
 
     outcome.assert_failed_naming(3, &["v1.1.0", "soak gate", "is ROLLBACK_SUCCESSFUL"]);
     pipeline
