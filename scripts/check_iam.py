@@ -48,13 +48,14 @@ from cfn_template import REPO, CheckFailed, load, resource, run  # noqa: E402
 # build role.
 WEBHOOK_SOURCES = ["src/webhook", "src/bin"]
 # `status`, which only an operator runs: its SDK calls go to the documented operator policy, not the build role.
-OPERATOR_SOURCES = ["src/status", "src/commands/status.rs"]
+# src/ecs.rs holds the ECS reads it shares with `settle` and the soak gate (each checked against its own role).
+OPERATOR_SOURCES = ["src/status", "src/commands/status.rs", "src/ecs.rs"]
 # SDK calls made with the source (staging) configuration (Aws::for_source): granted where staging lets
 # production pull, with the source registry's actions. The vulnerability gate reads staging's scan findings.
 SOURCE_SDK_SOURCES = ["src/gates/vulnerabilities.rs"]
 # SDK calls the soak gate makes as the staging read role (PROMOTE_STAGING_READ_ROLE_ARN): granted to that role,
 # StagingReadRole in deploy/staging-pipeline.yml, not to the build role, which only assumes it.
-STAGING_READ_SOURCES = ["src/gates/staging.rs"]
+STAGING_READ_SOURCES = ["src/gates/staging.rs", "src/ecs.rs"]
 BUILD_EXCLUDES = WEBHOOK_SOURCES + OPERATOR_SOURCES + SOURCE_SDK_SOURCES + STAGING_READ_SOURCES
 # Calls that need a second action IAM checks with them: a schedule's target role is passed to the scheduler.
 ALSO_NEEDS = {"scheduler:CreateSchedule": {"iam:PassRole"}}
@@ -65,7 +66,7 @@ PERMISSIONS = "docs/permissions.md"
 # What `ecr-promote settle` reaches: its command and module, the ledger, the outcomes queue, the service's
 # description (shared with `status`) and the events bus.
 SETTLE_SOURCES = ["src/commands/outcome.rs", "src/outcome", "src/ledger", "src/intake/queue.rs",
-                  "src/status/ecs.rs", "src/events.rs", "src/github", "src/intake/secrets.rs"]
+                  "src/status/ecs.rs", "src/ecs.rs", "src/events.rs", "src/github", "src/intake/secrets.rs"]
 # What the function calls through modules it shares with `run`: reading the webhook secret.
 WEBHOOK_SHARED = ["src/intake/secrets.rs"]
 # What the operator policy may grant besides ReadService: reading the ledger (Scan for the list, GetItem for

@@ -10,6 +10,7 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod deploy_files;
+pub mod ecs;
 pub mod events;
 pub mod exit;
 pub mod gates;

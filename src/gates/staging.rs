@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use time::OffsetDateTime;
 
 use super::soak::{Observation, Origin, Ran};
+use crate::ecs::EcsReads;
 
 /// The staging service as read once for a release: each current deployment with the digests it ran.
 pub struct Service {
@@ -23,6 +24,8 @@ const REVISIONS_PER_CALL: usize = 20;
 const HISTORY_DAYS: i64 = 90;
 
 pub struct Staging {
+    reads: EcsReads,
+    /// The service's history (ListServiceDeployments, DescribeServiceRevisions), read only here.
     ecs: aws_sdk_ecs::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     cluster: String,
@@ -37,6 +40,7 @@ impl Staging {
     /// `config`: acting in the staging account (the staging read role when one is set).
     pub fn new(config: &aws_config::SdkConfig, cluster: &str, service: &str) -> Staging {
         Staging {
+            reads: EcsReads::new(config),
             ecs: aws_sdk_ecs::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             cluster: cluster.to_owned(),
@@ -54,19 +58,11 @@ impl Staging {
 
     /// The service's current deployments with the digests each ran, and the alarms' states.
     pub async fn read(&self, alarms: &[String]) -> Result<Service> {
-        let answer = self
-            .ecs
-            .describe_services()
-            .cluster(&self.cluster)
-            .services(&self.service)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)
-            .with_context(|| self.fix("ecs:DescribeServices"))?;
-        let Some(found) = answer
-            .services()
-            .iter()
-            .find(|s| s.status() != Some("INACTIVE"))
+        let fix = |action: &str| self.fix(action);
+        let Ok(found) = self
+            .reads
+            .service(&self.cluster, &self.service, fix)
+            .await?
         else {
             bail!(
                 "staging service {} is not in cluster {}: check PROMOTE_STAGING_SERVICE and PROMOTE_STAGING_CLUSTER",
@@ -79,7 +75,7 @@ impl Staging {
             .iter()
             .find(|d| d.status() == Some("PRIMARY"))
             .and_then(|d| instant(d.created_at()));
-        let digests = self.running_digests().await?;
+        let digests = self.running_digests(fix).await?;
         let mut current = Vec::new();
         for d in found.deployments() {
             let id = d.id().unwrap_or_default().to_owned();
@@ -88,7 +84,7 @@ impl Staging {
             };
             let mut ran: BTreeSet<String> = digests.get(&id).cloned().unwrap_or_default();
             if let Some(definition) = d.task_definition() {
-                ran.extend(self.pinned_digests(definition).await?);
+                ran.extend(self.pinned_digests(definition, fix).await?);
             }
             let primary = d.status() == Some("PRIMARY");
             current.push((
@@ -136,62 +132,35 @@ impl Staging {
 
     /// The running tasks' digests, by the deployment that started them (a service's task is `startedBy` its
     /// deployment's id).
-    async fn running_digests(&self) -> Result<BTreeMap<String, BTreeSet<String>>> {
-        let mut arns = Vec::new();
-        let mut pages = self
-            .ecs
-            .list_tasks()
-            .cluster(&self.cluster)
-            .service_name(&self.service)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| self.fix("ecs:ListTasks"))?;
-            arns.extend(page.task_arns().iter().cloned());
-        }
+    async fn running_digests(
+        &self,
+        fix: impl Fn(&str) -> String,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>> {
         let mut by_deployment: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        // DescribeTasks takes at most 100 tasks a call.
-        for chunk in arns.chunks(100) {
-            let answer = self
-                .ecs
-                .describe_tasks()
-                .cluster(&self.cluster)
-                .set_tasks(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| self.fix("ecs:DescribeTasks"))?;
-            for task in answer.tasks() {
-                let digests = by_deployment
-                    .entry(task.started_by().unwrap_or_default().to_owned())
-                    .or_default();
-                digests.extend(
-                    task.containers()
-                        .iter()
-                        .filter_map(|c| c.image_digest().map(str::to_owned)),
-                );
-            }
+        for task in self.reads.tasks(&self.cluster, &self.service, fix).await? {
+            let digests = by_deployment
+                .entry(task.started_by().unwrap_or_default().to_owned())
+                .or_default();
+            digests.extend(
+                task.containers()
+                    .iter()
+                    .filter_map(|c| c.image_digest().map(str::to_owned)),
+            );
         }
         Ok(by_deployment)
     }
 
     /// The digests a task definition names its images by (`repo@sha256:…`); an image named by tag says nothing
     /// of its digest until a task has pulled it.
-    async fn pinned_digests(&self, definition: &str) -> Result<Vec<String>> {
-        let answer = self
-            .ecs
-            .describe_task_definition()
-            .task_definition(definition)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)
-            .with_context(|| self.fix("ecs:DescribeTaskDefinition"))?;
-        Ok(answer
-            .task_definition()
-            .map(|t| t.container_definitions())
-            .unwrap_or_default()
+    async fn pinned_digests(
+        &self,
+        definition: &str,
+        fix: impl Fn(&str) -> String,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .reads
+            .containers(definition, fix)
+            .await?
             .iter()
             .filter_map(|c| c.image()?.split_once('@').map(|(_, d)| d.to_owned()))
             .collect())

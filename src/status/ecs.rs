@@ -3,8 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Deserialize;
+
+use crate::ecs::EcsReads;
 
 use crate::timestamp::Timestamp;
 
@@ -118,16 +120,13 @@ fn deployments_of(service: &aws_sdk_ecs::types::Service) -> Vec<Deployment> {
 
 /// The ECS calls `status` makes, all reads.
 pub struct Ecs {
-    client: aws_sdk_ecs::Client,
+    reads: EcsReads,
 }
-
-/// `DescribeTasks` takes at most this many tasks a call.
-const TASKS_PER_CALL: usize = 100;
 
 impl Ecs {
     pub fn new(config: &aws_config::SdkConfig) -> Ecs {
         Ecs {
-            client: aws_sdk_ecs::Client::new(config),
+            reads: EcsReads::new(config),
         }
     }
 
@@ -139,35 +138,18 @@ impl Ecs {
                  {action}"
             )
         };
-        let answer = self
-            .client
-            .describe_services()
-            .cluster(cluster)
-            .services(name)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)
-            .with_context(|| fix("ecs:DescribeServices"))?;
-        let Some(found) = answer
-            .services()
-            .iter()
-            .find(|s| s.status() != Some("INACTIVE"))
-        else {
-            let reasons: Vec<&str> = answer
-                .failures()
-                .iter()
-                .filter_map(|f| f.reason())
-                .collect();
-            bail!(
+        let found = match self.reads.service(cluster, name, fix).await? {
+            Ok(found) => found,
+            Err(reasons) => bail!(
                 "service {name} is not in cluster {cluster} (ECS: {}): check PROMOTE_SERVICE and PROMOTE_CLUSTER",
                 if reasons.is_empty() {
                     "inactive".to_owned()
                 } else {
                     reasons.join(", ")
                 }
-            );
+            ),
         };
-        let deployments = deployments_of(found);
+        let deployments = deployments_of(&found);
         if deployments.is_empty() {
             bail!(
                 "ECS reports no deployment or task set for service {name} in cluster {cluster}: nothing runs to \
@@ -180,18 +162,7 @@ impl Ecs {
             .collect();
         let mut task_definitions = Vec::new();
         for arn in arns {
-            let answer = self
-                .client
-                .describe_task_definition()
-                .task_definition(arn)
-                .send()
-                .await
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| fix("ecs:DescribeTaskDefinition"))?;
-            let containers = answer
-                .task_definition()
-                .map(|t| t.container_definitions())
-                .unwrap_or_default();
+            let containers = self.reads.containers(arn, fix).await?;
             task_definitions.push(TaskDefinition {
                 task_definition_arn: arn.to_owned(),
                 container_definitions: containers
@@ -203,48 +174,13 @@ impl Ecs {
                     .collect(),
             });
         }
+        let tasks = self.reads.tasks(cluster, name, fix).await?;
         Ok(Service {
             cluster: cluster.to_owned(),
             name: name.to_owned(),
-            tasks: self.tasks(cluster, name, &fix).await?,
-            deployments,
-            task_definitions,
-        })
-    }
-
-    async fn tasks(
-        &self,
-        cluster: &str,
-        name: &str,
-        fix: &dyn Fn(&str) -> String,
-    ) -> Result<Vec<Task>> {
-        let mut arns = Vec::new();
-        let mut pages = self
-            .client
-            .list_tasks()
-            .cluster(cluster)
-            .service_name(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| fix("ecs:ListTasks"))?;
-            arns.extend(page.task_arns().iter().cloned());
-        }
-        let mut tasks = Vec::new();
-        for chunk in arns.chunks(TASKS_PER_CALL) {
-            let answer = self
-                .client
-                .describe_tasks()
-                .cluster(cluster)
-                .set_tasks(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(crate::aws::sdk_error)
-                .with_context(|| fix("ecs:DescribeTasks"))?;
-            tasks.extend(answer.tasks().iter().map(|t| {
-                Task {
+            tasks: tasks
+                .iter()
+                .map(|t| Task {
                     task_arn: t.task_arn().unwrap_or_default().to_owned(),
                     task_definition_arn: t.task_definition_arn().unwrap_or_default().to_owned(),
                     containers: t
@@ -255,10 +191,11 @@ impl Ecs {
                             image_digest: c.image_digest().map(str::to_owned),
                         })
                         .collect(),
-                }
-            }));
-        }
-        Ok(tasks)
+                })
+                .collect(),
+            deployments,
+            task_definitions,
+        })
     }
 }
 
